@@ -1,0 +1,135 @@
+//! Facts that every Linux collector needs and that do not change between samples: clock ticks,
+//! page size, which network namespace to read, AegisIR's own pid as procfs sees it, and the
+//! user table.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use crate::raw::{Roots, Tree};
+use crate::{CaptureOptions, PlatformError};
+
+#[derive(Debug, Clone)]
+pub struct Context {
+    pub roots: Roots,
+    /// `USER_HZ`, the unit of CPU times in `/proc/PID/stat` and `/proc/stat`.
+    pub ticks_per_sec: u64,
+    pub page_size: u64,
+    /// Folder under the procfs root holding the network files: `net` for the reader's own
+    /// namespace, `1/net` for the host's when reading a host procfs mounted elsewhere.
+    pub net_dir: String,
+    /// `self` or `pid1`, recorded in the snapshot's sources.
+    pub net_namespace: String,
+    /// AegisIR's own pid as the procfs root numbers it, from the `self` link.
+    pub self_pid: Option<i32>,
+    /// User names by uid, from `<rootfs>/etc/passwd`.
+    pub users: HashMap<u32, String>,
+    /// When the current sample must stop doing optional work; set by [`Context::for_sample`].
+    pub deadline: Option<Instant>,
+    pub socket_owners: bool,
+}
+
+impl Context {
+    pub fn new(options: &CaptureOptions) -> Result<Self, PlatformError> {
+        let roots = options.roots.clone();
+        std::fs::read_dir(&roots.procfs).map_err(|source| PlatformError::ProcfsRoot {
+            path: roots.procfs.display().to_string(),
+            source,
+        })?;
+
+        let default_proc = roots.procfs == PathBuf::from("/proc");
+        let (net_dir, net_namespace) = if default_proc || !roots.procfs.join("1/net").exists() {
+            ("net".to_string(), "self".to_string())
+        } else {
+            ("1/net".to_string(), "pid1".to_string())
+        };
+
+        Ok(Context {
+            ticks_per_sec: sysconf(libc::_SC_CLK_TCK).unwrap_or(100),
+            page_size: sysconf(libc::_SC_PAGESIZE).unwrap_or(4096),
+            net_dir,
+            net_namespace,
+            self_pid: read_self_pid(&roots),
+            users: read_passwd(&roots),
+            deadline: None,
+            socket_owners: options.socket_owners,
+            roots,
+        })
+    }
+
+    /// A copy with the deadline of one sample set from now.
+    pub fn for_sample(&self, options: &CaptureOptions) -> Context {
+        Context {
+            deadline: Some(Instant::now() + options.deadline),
+            ..self.clone()
+        }
+    }
+
+    /// True once the sample's deadline has passed.
+    pub fn past_deadline(&self) -> bool {
+        self.deadline.is_some_and(|d| Instant::now() >= d)
+    }
+
+    /// The user name for a uid, if the passwd file has it.
+    pub fn user_name(&self, uid: u32) -> Option<String> {
+        self.users.get(&uid).cloned()
+    }
+
+    /// The path of a network file such as `tcp` or `dev`, relative to the procfs root.
+    pub fn net_file(&self, name: &str) -> String {
+        format!("{}/{}", self.net_dir, name)
+    }
+}
+
+fn sysconf(name: libc::c_int) -> Option<u64> {
+    // SAFETY: sysconf has no preconditions; it returns -1 for an unknown name.
+    let value = unsafe { libc::sysconf(name) };
+    (value > 0).then_some(value as u64)
+}
+
+/// Reads the `self` link of the procfs root, which names the reader's pid in the PID
+/// namespace of that procfs mount (it differs from `getpid()` across namespaces).
+fn read_self_pid(roots: &Roots) -> Option<i32> {
+    let target = std::fs::read_link(roots.procfs.join("self")).ok()?;
+    target.file_name()?.to_str()?.parse().ok()
+}
+
+/// Parses `<rootfs>/etc/passwd` into uid → name; an unreadable file gives an empty table and
+/// numeric uids are shown instead.
+fn read_passwd(roots: &Roots) -> HashMap<u32, String> {
+    let path = roots.rootfs.join("etc/passwd");
+    let Ok(text) = std::fs::read(&path) else {
+        return HashMap::new();
+    };
+    parse_passwd(&String::from_utf8_lossy(&text))
+}
+
+pub fn parse_passwd(text: &str) -> HashMap<u32, String> {
+    let mut users = HashMap::new();
+    for line in text.lines() {
+        let mut fields = line.split(':');
+        let (Some(name), Some(_), Some(uid)) = (fields.next(), fields.next(), fields.next()) else {
+            continue;
+        };
+        if let Ok(uid) = uid.parse::<u32>() {
+            users.entry(uid).or_insert_with(|| name.to_string());
+        }
+    }
+    users
+}
+
+/// The tree a context reads network files from, for readers that need it.
+pub const NET_TREE: Tree = Tree::Proc;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwd_maps_uid_to_first_name() {
+        let users = parse_passwd("root:x:0:0:root:/root:/bin/bash\nbad line\nwww:x:33:33::/:\n");
+        assert_eq!(users.get(&0).map(String::as_str), Some("root"));
+        assert_eq!(users.get(&33).map(String::as_str), Some("www"));
+        assert_eq!(users.len(), 2);
+    }
+}

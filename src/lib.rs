@@ -1,0 +1,17 @@
+//! AegisIR: incident-response capture for Prometheus Alertmanager.
+//!
+//! An alert arrives at the [`server`], the [`intake`] records it in the events journal and
+//! decides whether it starts a capture, the [`worker`] captures the host through
+//! `aegisir-platform`, the [`store`] writes a verifiable bundle, and [`slack`] tells the team.
+
+pub mod alert;
+pub mod config;
+pub mod diff;
+pub mod intake;
+pub mod metrics;
+pub mod redact;
+pub mod report;
+pub mod server;
+pub mod slack;
+pub mod store;
+pub mod worker;
