@@ -28,6 +28,14 @@ pub mod fallback;
 #[cfg(not(any(target_os = "linux", target_os = "macos")))]
 use fallback as os;
 
+// The macOS parsing helpers use no Apple-only types, so their tests run on every host.
+#[cfg(all(test, not(target_os = "macos")))]
+#[path = "macos/parse.rs"]
+mod macos_parse;
+#[cfg(all(test, not(target_os = "macos")))]
+#[path = "macos/block_storage.rs"]
+mod macos_block_storage;
+
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};

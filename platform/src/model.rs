@@ -211,7 +211,8 @@ pub struct Process {
     pub cgroup: Option<String>,
 }
 
-/// Block device activity over the interval, as `iostat -x` shows it.
+/// Block device activity over the interval, as `iostat -x` shows it. One entry per device
+/// present in both samples.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DiskIo {
     pub device: String,
@@ -219,13 +220,16 @@ pub struct DiskIo {
     pub writes_per_sec: f64,
     pub read_kb_per_sec: f64,
     pub write_kb_per_sec: f64,
-    /// Average time a read took, in milliseconds (`r_await`).
-    pub read_await_ms: f64,
-    /// Average time a write took, in milliseconds (`w_await`).
-    pub write_await_ms: f64,
-    /// Share of the interval the device was busy (`%util`).
-    pub util_pct: f64,
-    pub in_flight: u64,
+    /// Average time a read took, in milliseconds (`r_await`); 0 when nothing was read.
+    /// `None` where the kernel reports no times for the device (7-field partition lines).
+    pub read_await_ms: Option<f64>,
+    /// Average time a write took, in milliseconds (`w_await`); `None` as for reads.
+    pub write_await_ms: Option<f64>,
+    /// Share of the interval the device was busy (`%util`), at most 100; `None` as for reads,
+    /// and always on macOS, whose block-storage statistics hold no busy time.
+    pub util_pct: Option<f64>,
+    /// I/O requests in progress at the later sample; `None` as for reads, and always on macOS.
+    pub in_flight: Option<u64>,
 }
 
 /// A mounted filesystem, as `df` shows it.
@@ -256,7 +260,7 @@ pub struct Network {
     pub listening: Vec<ListeningSocket>,
 }
 
-/// One network interface over the interval.
+/// One network interface over the interval; only interfaces present in both samples are listed.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Interface {
     pub name: String,
@@ -290,7 +294,8 @@ pub struct ListeningSocket {
 /// A container, pod or service found through the cgroups of its processes.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Container {
-    /// `docker`, `containerd`, `crio`, `podman`, `pod` or `systemd`.
+    /// `docker`, `containerd`, `crio`, `podman`, `cri` (a container of a Kubernetes pod whose
+    /// cgroup path does not name the runtime), `pod` or `systemd`.
     pub runtime: String,
     /// The full container id, pod uid or unit name.
     pub id: String,
@@ -310,6 +315,27 @@ pub struct Container {
     pub oom_kills: Option<u64>,
     pub oom_kills_in_interval: Option<u64>,
     pub pressure: Option<Pressure>,
+    /// The pod's uid, for a pod and for a container in a pod, also where no name was found.
+    #[serde(default)]
+    pub pod_uid: Option<String>,
+    /// CPU use of the whole cgroup over the interval from `usage_usec` in `cpu.stat` (100 % is
+    /// one CPU). Unlike `cpu_pct` it includes processes that exited during the interval.
+    #[serde(default)]
+    pub cgroup_cpu_pct: Option<f64>,
+    /// CPU bandwidth periods that elapsed during the interval (`nr_periods` in `cpu.stat`).
+    #[serde(default)]
+    pub nr_periods_in_interval: Option<u64>,
+    /// True when `memory.max` is `max`: no limit, and `memory_max_bytes` is `None` without a
+    /// gap.
+    #[serde(default)]
+    pub memory_unlimited: bool,
+    /// Times memory use reached `memory.max` since the cgroup was created (`max` in
+    /// `memory.events`).
+    #[serde(default)]
+    pub memory_max_events: Option<u64>,
+    /// Times memory use reached `memory.max` during the interval.
+    #[serde(default)]
+    pub memory_max_events_in_interval: Option<u64>,
 }
 
 /// A value that could not be read, and why.

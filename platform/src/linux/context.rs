@@ -1,12 +1,16 @@
 //! Facts that every Linux collector needs and that do not change between samples: clock ticks,
-//! page size, which network namespace to read, AegisIR's own pid as procfs sees it, and the
-//! user table.
+//! page size, which network namespace to read, AegisIR's own pid in the procfs PID namespace, and the
+//! user table. A per-sample copy also carries the files that several collectors parse, so each
+//! is read once per sample.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::sync::OnceLock;
 use std::time::Instant;
 
-use crate::raw::{Roots, Tree};
+use super::cpu::stat::KernelStat;
+use super::host::loadavg::{self, LoadAverage};
+use crate::gaps::GapLog;
+use crate::raw::{Reader, Roots, Tree};
 use crate::{CaptureOptions, PlatformError};
 
 #[derive(Debug, Clone)]
@@ -27,6 +31,19 @@ pub struct Context {
     /// When the current sample must stop doing optional work; set by [`Context::for_sample`].
     pub deadline: Option<Instant>,
     pub socket_owners: bool,
+    /// Files read once per sample and parsed for more than one collector; empty in the
+    /// long-lived context and fresh in every copy that [`Context::for_sample`] makes.
+    pub shared: SharedFiles,
+}
+
+/// `/proc/stat` (CPU times for the CPU collector, boot time for host and processes) and
+/// `/proc/loadavg` (load for host, the thread count for the process collector), each parsed
+/// by the first collector that needs it. `None` inside means the read or parse failed and
+/// the gap is already recorded.
+#[derive(Debug, Clone, Default)]
+pub struct SharedFiles {
+    stat: OnceLock<Option<KernelStat>>,
+    loadavg: OnceLock<Option<LoadAverage>>,
 }
 
 impl Context {
@@ -37,7 +54,7 @@ impl Context {
             source,
         })?;
 
-        let default_proc = roots.procfs == PathBuf::from("/proc");
+        let default_proc = roots.procfs == std::path::Path::new("/proc");
         let (net_dir, net_namespace) = if default_proc || !roots.procfs.join("1/net").exists() {
             ("net".to_string(), "self".to_string())
         } else {
@@ -53,16 +70,37 @@ impl Context {
             users: read_passwd(&roots),
             deadline: None,
             socket_owners: options.socket_owners,
+            shared: SharedFiles::default(),
             roots,
         })
     }
 
-    /// A copy with the deadline of one sample set from now.
+    /// Copies the context for one sample, with the deadline set from now and no shared file
+    /// read yet.
     pub fn for_sample(&self, options: &CaptureOptions) -> Context {
         Context {
             deadline: Some(Instant::now() + options.deadline),
+            shared: SharedFiles::default(),
             ..self.clone()
         }
+    }
+
+    /// Parses `/proc/stat` on the first call of a sample and returns the same parse after.
+    /// Call it on a copy from [`Context::for_sample`], because the long-lived context would keep
+    /// its first parse for good.
+    pub fn kernel_stat(&self, reader: &mut Reader, gaps: &mut GapLog) -> Option<&KernelStat> {
+        self.shared
+            .stat
+            .get_or_init(|| super::cpu::stat::read(reader, gaps))
+            .as_ref()
+    }
+
+    /// Parses `/proc/loadavg` on the first call of a sample and returns the same parse after.
+    pub fn load_average(&self, reader: &mut Reader, gaps: &mut GapLog) -> Option<&LoadAverage> {
+        self.shared
+            .loadavg
+            .get_or_init(|| loadavg::read(reader, gaps))
+            .as_ref()
     }
 
     /// True once the sample's deadline has passed.
@@ -120,6 +158,45 @@ pub fn parse_passwd(text: &str) -> HashMap<u32, String> {
 
 /// The tree a context reads network files from, for readers that need it.
 pub const NET_TREE: Tree = Tree::Proc;
+
+/// Contexts and readers over the trees in `fixtures/hosts`, for tests.
+#[cfg(test)]
+pub mod fixture {
+    use std::path::PathBuf;
+
+    use super::Context;
+    use crate::raw::{Reader, Roots};
+    use crate::CaptureOptions;
+
+    /// Returns the roots of `fixtures/hosts/<name>`: `proc/` and `root/` beneath it.
+    pub fn roots(name: &str) -> Roots {
+        let base = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../fixtures/hosts")
+            .join(name);
+        Roots {
+            procfs: base.join("proc"),
+            sysfs: base.join("sys"),
+            rootfs: base.join("root"),
+        }
+    }
+
+    /// A per-sample context for the fixture with 100 ticks per second and 4 KiB pages, the
+    /// units its files are written in, whatever the machine running the tests uses.
+    pub fn context(roots: &Roots) -> Context {
+        let options = CaptureOptions {
+            roots: roots.clone(),
+            ..CaptureOptions::default()
+        };
+        let mut ctx = Context::new(&options).unwrap().for_sample(&options);
+        ctx.ticks_per_sec = 100;
+        ctx.page_size = 4096;
+        ctx
+    }
+
+    pub fn reader(roots: &Roots) -> Reader {
+        Reader::new(roots.clone())
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -5,6 +5,7 @@
 //! read, `read(...)` filling it, and `derive(...)` turning two samples into the model type.
 //! This file only wires them together; the gap policy lives in [`GapLog`].
 
+pub mod cgroup;
 pub mod context;
 pub mod cpu;
 pub mod disk;
@@ -32,6 +33,7 @@ pub struct Sample {
     pub cpu: cpu::CpuSample,
     pub memory: memory::MemorySample,
     pub processes: process::ProcessSample,
+    pub cgroups: cgroup::CgroupSample,
     pub disks: disk::DiskSample,
     pub filesystems: filesystem::FilesystemSample,
     pub network: network::NetworkSample,
@@ -68,12 +70,15 @@ impl Collector {
         // Processes last: walking file descriptors is the expensive part and the one the
         // deadline cuts short.
         let processes = process::read(&mut reader, &ctx, scope, &mut gaps);
+        let pids = cgroup::mapped_pids(&processes);
+        let cgroups = cgroup::read(&mut reader, &ctx, scope, &mut gaps, &pids);
 
         Sample {
             host,
             cpu,
             memory,
             processes,
+            cgroups,
             disks,
             filesystems,
             network,
@@ -98,7 +103,7 @@ impl Collector {
         let cpu = cpu::derive(&prev.cpu, &cur.cpu);
         let memory = memory::derive(&prev.memory, &cur.memory);
         let total_memory = memory.as_ref().and_then(|m| m.total_bytes);
-        let processes = process::derive(
+        let mut processes = process::derive(
             &prev.processes,
             &cur.processes,
             &self.context,
@@ -108,6 +113,8 @@ impl Collector {
         let disks = disk::derive(&prev.disks, &cur.disks, secs);
         let filesystems = filesystem::derive(&cur.filesystems);
         let network = network::derive(&prev.network, &cur.network, &cur.processes, secs);
+        cgroup::annotate(&cur.cgroups, &mut processes.list);
+        let containers = cgroup::derive(&prev.cgroups, &cur.cgroups, &processes.list, secs);
 
         gaps.extend(cur.gaps);
         let mut gaps = gaps.into_vec();
@@ -132,7 +139,7 @@ impl Collector {
             disks,
             filesystems,
             network,
-            containers: Vec::new(),
+            containers,
             gaps,
         };
         Capture {

@@ -1,0 +1,129 @@
+//! Pressure stall information from `/proc/pressure/{cpu,memory,io}`.
+//!
+//! procfs-core's `CpuPressure` requires a `full` line, which the CPU file only has since
+//! Linux 5.13, and its record parser slices the line at byte 5 without a length check. Each
+//! line is therefore checked here and passed to procfs-core's `parse_pressure_record` alone.
+
+use crate::gaps::GapLog;
+use crate::model::{GapReason, Pressure, PressureLine, PressureResource};
+use crate::raw::{Reader, Tree};
+
+use super::loadavg::hundredths;
+
+/// Reads the three pressure files. `None`, with an unsupported gap, when the kernel has no
+/// `/proc/pressure` (before Linux 4.20 or built without PSI).
+pub fn read(reader: &mut Reader, gaps: &mut GapLog) -> Option<Pressure> {
+    if !reader.exists(Tree::Proc, "pressure") {
+        gaps.push(
+            "host",
+            "proc/pressure",
+            GapReason::Unsupported,
+            "the kernel has no pressure stall information",
+        );
+        return None;
+    }
+
+    Some(Pressure {
+        cpu: read_resource(reader, "pressure/cpu", gaps),
+        memory: read_resource(reader, "pressure/memory", gaps),
+        io: read_resource(reader, "pressure/io", gaps),
+    })
+}
+
+fn read_resource(reader: &mut Reader, path: &str, gaps: &mut GapLog) -> Option<PressureResource> {
+    let bytes = match reader.proc(path) {
+        Ok(bytes) => bytes,
+        Err(mut error) => {
+            // A file missing from an existing /proc/pressure is one the kernel does not offer.
+            if error.reason == GapReason::Vanished {
+                error.reason = GapReason::Unsupported;
+            }
+            gaps.record("host", &error);
+            return None;
+        }
+    };
+
+    let resource = parse(bytes);
+    if resource.is_none() {
+        gaps.push(
+            "host",
+            format!("proc/{path}"),
+            GapReason::Invalid,
+            "no readable `some` line",
+        );
+    }
+    resource
+}
+
+/// Parses one pressure file: a `some` line and, where present, a `full` line.
+pub fn parse(bytes: &[u8]) -> Option<PressureResource> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    let mut some = None;
+    let mut full = None;
+    for line in text.lines() {
+        if line.starts_with("some ") {
+            some = parse_line(line);
+        } else if line.starts_with("full ") {
+            full = parse_line(line);
+        }
+    }
+    Some(PressureResource { some: some?, full })
+}
+
+/// Parses one `some` or `full` line; the caller has checked that it starts with the 5-byte
+/// label procfs-core skips.
+fn parse_line(line: &str) -> Option<PressureLine> {
+    let record = procfs_core::parse_pressure_record(line).ok()?;
+    Some(PressureLine {
+        avg10: hundredths(record.avg10),
+        avg60: hundredths(record.avg60),
+        avg300: hundredths(record.avg300),
+        total_usecs: record.total,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn pressure_parses_some_and_full() {
+        let text = "some avg10=1.50 avg60=0.25 avg300=0.00 total=123456\n\
+                    full avg10=0.75 avg60=0.10 avg300=0.00 total=65432\n";
+        let resource = parse(text.as_bytes()).unwrap();
+        assert_eq!(resource.some.avg10, 1.5);
+        assert_eq!(resource.some.avg60, 0.25);
+        assert_eq!(resource.some.total_usecs, 123456);
+        let full = resource.full.unwrap();
+        assert_eq!(full.avg10, 0.75);
+        assert_eq!(full.total_usecs, 65432);
+    }
+
+    #[test]
+    fn cpu_pressure_without_full_line_is_kept() {
+        let resource = parse(b"some avg10=2.00 avg60=1.00 avg300=0.50 total=99\n").unwrap();
+        assert_eq!(resource.some.avg300, 0.5);
+        assert_eq!(resource.full, None);
+    }
+
+    #[test]
+    fn pressure_without_some_line_is_rejected() {
+        assert_eq!(
+            parse(b"full avg10=0.75 avg60=0.10 avg300=0.00 total=1\n"),
+            None
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn pressure_parse_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+            let _ = parse(&bytes);
+        }
+
+        #[test]
+        fn pressure_parse_never_panics_on_labels(text in "((some|full)[ =a-z0-9.]{0,40}\n){0,3}") {
+            let _ = parse(text.as_bytes());
+        }
+    }
+}
