@@ -5,8 +5,13 @@
 //! `aegisir-platform`, the [`store`] writes a verifiable bundle, and [`slack`] tells the team.
 
 pub mod alert;
+pub mod auth;
+pub mod cli;
 pub mod config;
 pub mod diff;
+pub mod health;
+pub mod history;
+pub mod incidents;
 pub mod intake;
 pub mod metrics;
 pub mod redact;
@@ -14,4 +19,5 @@ pub mod report;
 pub mod server;
 pub mod slack;
 pub mod store;
+pub mod tls;
 pub mod worker;

@@ -26,7 +26,8 @@ pub struct Metrics {
     pub capture_duration_seconds: Histogram,
     pub capture_queue_depth: IntGauge,
     pub bundle_bytes_total: IntCounter,
-    /// Slack notifications, by result (`ok`, `rate_limited`, `rejected`, `error`).
+    /// Slack delivery attempts, by result (`ok`, `rate_limited`, `rejected`, `error`), and
+    /// messages dropped because no webhook URL is configured (`skipped`).
     pub slack_notifications_total: IntCounterVec,
     pub slack_retries_total: IntCounter,
     pub slack_outbox_depth: IntGauge,

@@ -1,1 +1,387 @@
-//! placeholder
+//! The capture worker: takes queued captures one at a time and turns each into a bundle and a
+//! Slack notice.
+//!
+//! Captures run on dedicated threads (one by default, `intake.concurrency` at most) at a low
+//! priority, so that a capture yields the CPU to the host's own work and never blocks the
+//! async runtime. Per capture, in this order: read the host (against a recent history sample
+//! as the baseline when there is one, otherwise two samples an interval apart), redact secrets
+//! in command lines (unless `capture.keep_secrets`), render the reports, write the bundle, and
+//! journal it. Only then is Slack told, so a notice always names a complete bundle. A failed
+//! capture is journaled and counted, and the thread goes on with the next one.
+
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use aegisir_platform::{Capture, Collector, Scope};
+use tokio::sync::mpsc;
+
+use crate::history::History;
+use crate::incidents::{Event, IncidentLog, Outcome};
+use crate::intake::CaptureJob;
+use crate::metrics::Metrics;
+use crate::report;
+use crate::slack::{self, CaptureNotice, NotifierHandle, SlackSettings};
+use crate::store::{BundleInfo, BundleInput, BundleStore, StoreError};
+
+/// Whether the worker runs, for `/readyz`, and whether it should skip the queue.
+#[derive(Debug, Default)]
+pub struct WorkerStatus {
+    running_threads: AtomicUsize,
+    stopping: AtomicBool,
+}
+
+impl WorkerStatus {
+    pub fn is_running(&self) -> bool {
+        self.running_threads.load(Ordering::SeqCst) > 0 && !self.is_stopping()
+    }
+
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::SeqCst)
+    }
+
+    /// Makes the worker journal the captures still queued as skipped instead of running them.
+    pub fn begin_stop(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Decrements the running count when a worker thread ends, however it ends.
+struct RunningGuard(Arc<WorkerStatus>);
+
+impl Drop for RunningGuard {
+    fn drop(&mut self) {
+        self.0.running_threads.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Everything a capture needs besides its job.
+pub struct Pipeline {
+    pub collector: Arc<Collector>,
+    pub store: BundleStore,
+    pub log: Arc<IncidentLog>,
+    pub metrics: Metrics,
+    pub notifier: Option<NotifierHandle>,
+    pub slack: SlackSettings,
+    pub history: Option<Arc<History>>,
+    /// Held while a capture reads the host; the history recorder skips its tick meanwhile.
+    pub host_lock: Arc<Mutex<()>>,
+    pub keep_secrets: bool,
+    pub nice: i32,
+}
+
+/// The running worker threads.
+pub struct Worker {
+    status: Arc<WorkerStatus>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CaptureError {
+    #[error("failed to write the bundle: {0}")]
+    Store(#[from] StoreError),
+    #[error("capture panicked: {0}")]
+    Panicked(String),
+}
+
+impl Worker {
+    /// Starts `concurrency` capture threads reading from `queue`.
+    pub fn start(
+        pipeline: Arc<Pipeline>,
+        queue: mpsc::Receiver<CaptureJob>,
+        concurrency: usize,
+    ) -> std::io::Result<Worker> {
+        let status = Arc::new(WorkerStatus::default());
+        let queue = Arc::new(Mutex::new(queue));
+        let mut threads = Vec::new();
+        for index in 0..concurrency.max(1) {
+            status.running_threads.fetch_add(1, Ordering::SeqCst);
+            let guard = RunningGuard(status.clone());
+            let pipeline = pipeline.clone();
+            let queue = queue.clone();
+            let thread = std::thread::Builder::new()
+                .name(format!("aegisir-capture-{index}"))
+                .spawn(move || {
+                    let _guard = guard;
+                    lower_thread_priority(pipeline.nice);
+                    run_queue(&pipeline, &queue, &_guard.0);
+                })?;
+            threads.push(thread);
+        }
+        Ok(Worker { status, threads })
+    }
+
+    pub fn status(&self) -> Arc<WorkerStatus> {
+        self.status.clone()
+    }
+
+    /// Waits up to `grace` for the threads to finish the capture in progress. The queue must
+    /// be closed (every sender dropped) for them to end.
+    pub fn stop(self, grace: Duration) {
+        self.status.begin_stop();
+        let deadline = Instant::now() + grace;
+        for thread in self.threads {
+            while !thread.is_finished() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            if thread.is_finished() {
+                let _ = thread.join();
+            } else {
+                tracing::warn!("capture still running at shutdown; leaving it unfinished");
+            }
+        }
+    }
+}
+
+fn run_queue(
+    pipeline: &Pipeline,
+    queue: &Mutex<mpsc::Receiver<CaptureJob>>,
+    status: &WorkerStatus,
+) {
+    loop {
+        let job = {
+            let mut queue = queue.lock().unwrap_or_else(|e| e.into_inner());
+            queue.blocking_recv()
+        };
+        let Some(job) = job else {
+            break;
+        };
+        pipeline.metrics.capture_queue_depth.dec();
+
+        if status.is_stopping() {
+            skip(pipeline, &job);
+            continue;
+        }
+        run_job(pipeline, job);
+    }
+}
+
+fn skip(pipeline: &Pipeline, job: &CaptureJob) {
+    let event = Event {
+        incident: Some(job.incident_id.clone()),
+        reason: Some("server stopping".to_string()),
+        ..Event::new(Outcome::CaptureSkipped)
+    };
+    if let Err(error) = pipeline.log.append(&event) {
+        tracing::error!(incident = %job.incident_id, %error, "failed to journal a skipped capture");
+    }
+    tracing::warn!(incident = %job.incident_id, "capture skipped because the server is stopping");
+}
+
+/// Runs one job to the end: capture, bundle, journal, Slack. A panic inside the capture is
+/// caught and recorded as a failed capture.
+pub fn run_job(pipeline: &Pipeline, job: CaptureJob) {
+    let started = Instant::now();
+    let waited = started.saturating_duration_since(job.queued_at);
+    let result = panic::catch_unwind(AssertUnwindSafe(|| capture_bundle(pipeline, &job)));
+    let result = match result {
+        Ok(result) => result,
+        Err(payload) => Err(CaptureError::Panicked(panic_text(&payload))),
+    };
+    let duration = started.elapsed();
+    pipeline
+        .metrics
+        .capture_duration_seconds
+        .observe(duration.as_secs_f64());
+
+    match result {
+        Ok((capture, bundle)) => {
+            record_success(pipeline, &job, &bundle, duration);
+            tracing::info!(
+                incident = %job.incident_id,
+                bundle = %bundle.id,
+                duration_ms = duration.as_millis() as u64,
+                waited_ms = waited.as_millis() as u64,
+                gaps = capture.snapshot.gaps.len(),
+                "capture written"
+            );
+            notify(pipeline, &job, &capture, &bundle);
+        }
+        Err(error) => record_failure(pipeline, &job, &error, duration),
+    }
+}
+
+/// Reads the host and writes the bundle.
+fn capture_bundle(
+    pipeline: &Pipeline,
+    job: &CaptureJob,
+) -> Result<(Capture, BundleInfo), CaptureError> {
+    let mut capture = capture_host(pipeline);
+    if !pipeline.keep_secrets {
+        crate::redact::redact_capture(&mut capture);
+    }
+    for gap in &capture.snapshot.gaps {
+        pipeline
+            .metrics
+            .capture_gaps_total
+            .with_label_values(&[gap.reason.as_str()])
+            .inc();
+    }
+
+    let mut reports = report::render_all(&capture.snapshot);
+    let mut extra_json = Vec::new();
+    if let Some(history) = &pipeline.history {
+        let (json, text) = history.bundle_files();
+        extra_json = json;
+        reports.push(text);
+    }
+
+    let bundle = pipeline.store.write(BundleInput {
+        capture: &capture,
+        trigger: &job.trigger,
+        alert_body: job.body.as_deref(),
+        reports: &reports,
+        extra_json,
+    })?;
+    Ok((capture, bundle))
+}
+
+/// Captures the host once, with the host lock held. A history sample at most two history
+/// intervals old is the baseline. It must be at least a quarter of the capture interval (or
+/// one history interval, if that is shorter) old, so rates never span a few milliseconds.
+pub fn capture_host(pipeline: &Pipeline) -> Capture {
+    let _host = pipeline.host_lock.lock().unwrap_or_else(|e| e.into_inner());
+    let collector = &pipeline.collector;
+    let Some(history) = &pipeline.history else {
+        return collector.capture();
+    };
+    let Some(baseline) = history.recent_baseline() else {
+        return collector.capture();
+    };
+
+    let min_age = (collector.options().interval / 4).min(history.interval());
+    let age = baseline.monotonic.elapsed();
+    if age < min_age {
+        std::thread::sleep(min_age - age);
+    }
+    let current = collector.sample(Scope::Full);
+    collector.snapshot(&baseline, current)
+}
+
+fn record_success(pipeline: &Pipeline, job: &CaptureJob, bundle: &BundleInfo, duration: Duration) {
+    let metrics = &pipeline.metrics;
+    metrics.captures_total.with_label_values(&["ok"]).inc();
+    metrics.bundle_bytes_total.inc_by(bundle.bytes_written);
+
+    pipeline
+        .log
+        .state()
+        .note_bundle(&job.incident_id, &bundle.id);
+    let event = Event {
+        incident: Some(job.incident_id.clone()),
+        bundle: Some(bundle.id.clone()),
+        duration_secs: Some(duration.as_secs_f64()),
+        ..Event::new(Outcome::Captured)
+    };
+    if let Err(error) = pipeline.log.append(&event) {
+        tracing::error!(incident = %job.incident_id, bundle = %bundle.id, %error, "failed to journal a capture");
+    }
+}
+
+fn record_failure(pipeline: &Pipeline, job: &CaptureJob, error: &CaptureError, duration: Duration) {
+    pipeline
+        .metrics
+        .captures_total
+        .with_label_values(&["error"])
+        .inc();
+    tracing::error!(incident = %job.incident_id, %error, "capture failed");
+    let event = Event {
+        incident: Some(job.incident_id.clone()),
+        reason: Some(error.to_string()),
+        duration_secs: Some(duration.as_secs_f64()),
+        ..Event::new(Outcome::CaptureFailed)
+    };
+    if let Err(error) = pipeline.log.append(&event) {
+        tracing::error!(incident = %job.incident_id, %error, "failed to journal a capture failure");
+    }
+}
+
+fn notify(pipeline: &Pipeline, job: &CaptureJob, capture: &Capture, bundle: &BundleInfo) {
+    let Some(notifier) = pipeline.notifier.as_ref().filter(|n| n.is_configured()) else {
+        return;
+    };
+    let notice = CaptureNotice {
+        notification: job.notification.as_deref(),
+        snapshot: &capture.snapshot,
+        bundle,
+        incident_id: &job.incident_id,
+    };
+    let message = slack::capture_message(&notice, &pipeline.slack);
+    if let Err(error) = notifier.enqueue(message) {
+        tracing::error!(incident = %job.incident_id, bundle = %bundle.id, %error, "failed to queue the Slack notice");
+    }
+}
+
+fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(text) = payload.downcast_ref::<&str>() {
+        return text.to_string();
+    }
+    if let Some(text) = payload.downcast_ref::<String>() {
+        return text.clone();
+    }
+    "unknown panic".to_string()
+}
+
+/// Lowers the calling thread's scheduling priority to the nice value `nice` (0 to 19), or
+/// leaves it where it is when it is already that low. On Linux the nice value belongs to each
+/// thread, so only this thread is affected.
+#[cfg(target_os = "linux")]
+pub fn lower_thread_priority(nice: i32) {
+    // SAFETY: gettid has no preconditions and only returns the caller's thread id.
+    let tid = unsafe { libc::gettid() } as libc::id_t;
+    // SAFETY: getpriority only reads its plain integer arguments. It returns -1 both for an
+    // error and for nice -1, and either way the priority is then lowered below.
+    let current = unsafe { libc::getpriority(libc::PRIO_PROCESS, tid) };
+    if current >= nice {
+        return;
+    }
+    // SAFETY: setpriority only reads its plain integer arguments; PRIO_PROCESS with a thread
+    // id changes that one thread on Linux.
+    let result = unsafe { libc::setpriority(libc::PRIO_PROCESS, tid, nice) };
+    if result != 0 {
+        let error = std::io::Error::last_os_error();
+        tracing::warn!(nice, %error, "failed to lower the capture thread's priority");
+    }
+}
+
+/// NOTE: outside Linux, `setpriority` changes the whole process, so threads keep their
+/// priority there.
+#[cfg(not(target_os = "linux"))]
+pub fn lower_thread_priority(_nice: i32) {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn priority_lowered_for_calling_thread_only() {
+        let before = current_nice();
+        let inside = std::thread::spawn(|| {
+            lower_thread_priority(7);
+            current_nice()
+        })
+        .join()
+        .unwrap();
+        assert_eq!(inside, before.max(7));
+        assert_eq!(current_nice(), before);
+    }
+
+    #[cfg(target_os = "linux")]
+    fn current_nice() -> i32 {
+        // SAFETY: gettid and getpriority only read plain integer arguments.
+        unsafe { libc::getpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t) }
+    }
+
+    #[test]
+    fn status_reports_running_threads() {
+        let status = WorkerStatus::default();
+        assert!(!status.is_running());
+        status.running_threads.fetch_add(1, Ordering::SeqCst);
+        assert!(status.is_running());
+        status.begin_stop();
+        assert!(!status.is_running());
+    }
+}

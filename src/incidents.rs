@@ -1,0 +1,677 @@
+//! The events journal and the incident state rebuilt from it.
+//!
+//! Every notification AegisIR receives, and every capture it finishes, is one JSON line in
+//! `<data>/.aegisir/events.jsonl`, written before the HTTP reply goes out. The same lines
+//! rebuild, after a restart, what the intake needs to remember: which notifications were seen
+//! within the dedupe window, which incident each firing alert belongs to, and which bundle
+//! each incident produced. Values from requests (`groupKey`, fingerprints) are stored as
+//! opaque strings and never become part of a path.
+
+use std::collections::{HashMap, VecDeque};
+use std::fs::{File, OpenOptions};
+use std::hash::Hash;
+use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// Maximum entries kept in each map of the incident state, so a storm of distinct alerts
+/// cannot grow memory without bound. The oldest entries are forgotten first.
+pub const STATE_CAPACITY: usize = 10_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    #[error("failed to open events journal {path}: {source}")]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("failed to read events journal {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("failed to append to events journal {path}: {source}")]
+    Append {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// The outcome of a notification or a capture.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// A capture was queued.
+    Accepted,
+    /// Equal to a notification within the dedupe window; recorded against its incident.
+    Deduplicated,
+    /// Only resolved alerts; a follow-up was sent.
+    Resolved,
+    /// Valid, but neither firing nor resolved alerts.
+    Ignored,
+    /// Not processed: malformed, unauthorized, too large, or AegisIR had no room.
+    Rejected,
+    Captured,
+    CaptureFailed,
+    /// Queued but not captured because the server was stopping.
+    CaptureSkipped,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Accepted => "accepted",
+            Outcome::Deduplicated => "deduplicated",
+            Outcome::Resolved => "resolved",
+            Outcome::Ignored => "ignored",
+            Outcome::Rejected => "rejected",
+            Outcome::Captured => "captured",
+            Outcome::CaptureFailed => "capture_failed",
+            Outcome::CaptureSkipped => "capture_skipped",
+        }
+    }
+}
+
+/// Whether a notification started a capture, as the reply and the journal state it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CaptureDecision {
+    Queued,
+    Deduplicated,
+    None,
+}
+
+/// One line of the events journal.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    pub time: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incident: Option<String>,
+    pub outcome: Outcome,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capture: Option<CaptureDecision>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_key: Option<String>,
+    /// Fingerprints of every alert in the notification, in payload order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fingerprints: Vec<String>,
+    /// Fingerprints of the firing alerts, sorted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub firing: Vec<String>,
+    /// The dedupe key (a SHA-256 in hex) the notification was judged by.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dedupe_key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body_sha256: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body_bytes: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bundle: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_secs: Option<f64>,
+}
+
+impl Event {
+    pub fn new(outcome: Outcome) -> Event {
+        Event {
+            time: Utc::now(),
+            incident: None,
+            outcome,
+            reason: None,
+            capture: None,
+            group_key: None,
+            fingerprints: Vec::new(),
+            firing: Vec::new(),
+            dedupe_key: None,
+            body_sha256: None,
+            body_bytes: None,
+            bundle: None,
+            duration_secs: None,
+        }
+    }
+
+    /// Fingerprints of the alerts that were not firing.
+    pub fn not_firing(&self) -> impl Iterator<Item = &String> {
+        self.fingerprints
+            .iter()
+            .filter(|f| !self.firing.contains(f))
+    }
+}
+
+/// The append-only events journal.
+// NOTE: the journal is never rotated. It grows by a few hundred bytes per notification, and
+// a restart replays all of it.
+#[derive(Debug)]
+pub struct Journal {
+    path: PathBuf,
+    file: Mutex<File>,
+}
+
+impl Journal {
+    /// Returns the journal's path inside a data directory.
+    pub fn path_in(data_dir: &Path) -> PathBuf {
+        data_dir.join(".aegisir").join("events.jsonl")
+    }
+
+    /// Opens (or creates) the journal file for appending. A last line cut short by a crash is
+    /// closed with a newline so the next event starts on a line of its own.
+    pub fn open(path: &Path) -> Result<Journal, JournalError> {
+        let open_error = |source| JournalError::Open {
+            path: path.to_path_buf(),
+            source,
+        };
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(open_error)?;
+        }
+        let mut file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .read(true)
+            .open(path)
+            .map_err(open_error)?;
+        if ends_without_newline(&mut file).map_err(open_error)? {
+            file.write_all(b"\n").map_err(open_error)?;
+        }
+        Ok(Journal {
+            path: path.to_path_buf(),
+            file: Mutex::new(file),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Appends one event as one `write` call, so concurrent writers never interleave lines.
+    // NOTE: lines reach the page cache, not the disk: there is no fsync per event, which
+    // would cost milliseconds per request. A host crash can lose the last events.
+    pub fn append(&self, event: &Event) -> Result<(), JournalError> {
+        let mut line = serde_json::to_vec(event).expect("events serialize to JSON");
+        line.push(b'\n');
+        let mut file = self.file.lock().unwrap_or_else(|e| e.into_inner());
+        file.write_all(&line)
+            .map_err(|source| JournalError::Append {
+                path: self.path.clone(),
+                source,
+            })
+    }
+
+    /// Reads every event of a journal file; a missing file has none. Lines that do not parse
+    /// (a write cut short by a crash) are skipped and counted.
+    pub fn read_events(path: &Path) -> Result<(Vec<Event>, usize), JournalError> {
+        let read_error = |source| JournalError::Read {
+            path: path.to_path_buf(),
+            source,
+        };
+        let file = match File::open(path) {
+            Ok(file) => file,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok((Vec::new(), 0)),
+            Err(error) => return Err(read_error(error)),
+        };
+
+        let mut events = Vec::new();
+        let mut invalid = 0;
+        for line in BufReader::new(file).split(b'\n') {
+            let line = line.map_err(read_error)?;
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            match serde_json::from_slice::<Event>(&line) {
+                Ok(event) => events.push(event),
+                Err(_) => invalid += 1,
+            }
+        }
+        Ok((events, invalid))
+    }
+}
+
+fn ends_without_newline(file: &mut File) -> io::Result<bool> {
+    let length = file.seek(SeekFrom::End(0))?;
+    if length == 0 {
+        return Ok(false);
+    }
+    file.seek(SeekFrom::Start(length - 1))?;
+    let mut last = [0u8; 1];
+    file.read_exact(&mut last)?;
+    Ok(last[0] != b'\n')
+}
+
+/// A map that drops its oldest entries beyond a capacity.
+#[derive(Debug)]
+pub struct BoundedMap<K, V> {
+    entries: HashMap<K, V>,
+    order: VecDeque<K>,
+    capacity: usize,
+}
+
+impl<K: Eq + Hash + Clone, V> BoundedMap<K, V> {
+    pub fn new(capacity: usize) -> Self {
+        BoundedMap {
+            entries: HashMap::new(),
+            order: VecDeque::new(),
+            capacity,
+        }
+    }
+
+    pub fn insert(&mut self, key: K, value: V) {
+        if self.entries.insert(key.clone(), value).is_none() {
+            self.order.push_back(key);
+        }
+        while self.entries.len() > self.capacity {
+            let Some(oldest) = self.order.pop_front() else {
+                break;
+            };
+            self.entries.remove(&oldest);
+        }
+    }
+
+    pub fn get(&self, key: &K) -> Option<&V> {
+        self.entries.get(key)
+    }
+
+    /// Removes a key; its place in the eviction order is dropped lazily.
+    pub fn remove(&mut self, key: &K) -> Option<V> {
+        let value = self.entries.remove(key)?;
+        if self.order.len() > 2 * self.capacity {
+            let entries = &self.entries;
+            self.order.retain(|k| entries.contains_key(k));
+        }
+        Some(value)
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+/// A notification seen within the dedupe window.
+#[derive(Debug, Clone)]
+struct Seen {
+    incident: String,
+    at: DateTime<Utc>,
+}
+
+/// The intake's memory between notifications.
+#[derive(Debug)]
+pub struct State {
+    window: chrono::Duration,
+    seen: HashMap<String, Seen>,
+    /// Dedupe keys in the order they were first seen, for expiry.
+    seen_order: VecDeque<(DateTime<Utc>, String)>,
+    /// Firing alert fingerprint → the incident that captured it.
+    firing: BoundedMap<String, String>,
+    /// Incident id → bundle id.
+    bundles: BoundedMap<String, String>,
+}
+
+impl State {
+    pub fn new(window: Duration) -> State {
+        State {
+            window: chrono::Duration::from_std(window).unwrap_or(chrono::Duration::MAX),
+            seen: HashMap::new(),
+            seen_order: VecDeque::new(),
+            firing: BoundedMap::new(STATE_CAPACITY),
+            bundles: BoundedMap::new(STATE_CAPACITY),
+        }
+    }
+
+    /// Returns the incident of a notification with this key seen within the window before
+    /// `now`.
+    pub fn duplicate_of(&mut self, key: &str, now: DateTime<Utc>) -> Option<String> {
+        self.expire(now);
+        let seen = self.seen.get(key)?;
+        (now - seen.at < self.window).then(|| seen.incident.clone())
+    }
+
+    /// Remembers a notification's key; the window counts from its first sighting.
+    pub fn remember(&mut self, key: &str, incident: &str, at: DateTime<Utc>) {
+        if self.seen.contains_key(key) {
+            return;
+        }
+        self.seen.insert(
+            key.to_string(),
+            Seen {
+                incident: incident.to_string(),
+                at,
+            },
+        );
+        self.seen_order.push_back((at, key.to_string()));
+        while self.seen.len() > STATE_CAPACITY {
+            let Some((_, oldest)) = self.seen_order.pop_front() else {
+                break;
+            };
+            self.seen.remove(&oldest);
+        }
+    }
+
+    fn expire(&mut self, now: DateTime<Utc>) {
+        while let Some((at, key)) = self.seen_order.front() {
+            if now - *at < self.window {
+                break;
+            }
+            if self.seen.get(key).is_some_and(|seen| seen.at == *at) {
+                self.seen.remove(key);
+            }
+            self.seen_order.pop_front();
+        }
+    }
+
+    /// Drops every key outside the window and puts the expiry order back in time order, which
+    /// a replayed journal does not guarantee.
+    fn compact(&mut self, now: DateTime<Utc>) {
+        let window = self.window;
+        self.seen.retain(|_, seen| now - seen.at < window);
+        let mut order: Vec<(DateTime<Utc>, String)> = self
+            .seen
+            .iter()
+            .map(|(key, seen)| (seen.at, key.clone()))
+            .collect();
+        order.sort();
+        self.seen_order = order.into();
+    }
+
+    pub fn note_firing<'a>(
+        &mut self,
+        fingerprints: impl IntoIterator<Item = &'a String>,
+        incident: &str,
+    ) {
+        for fingerprint in fingerprints {
+            self.firing
+                .insert(fingerprint.clone(), incident.to_string());
+        }
+    }
+
+    /// Forgets resolved alerts and returns the first incident one of them belonged to.
+    pub fn note_resolved<'a>(
+        &mut self,
+        fingerprints: impl IntoIterator<Item = &'a String>,
+    ) -> Option<String> {
+        let mut original = None;
+        for fingerprint in fingerprints {
+            let incident = self.firing.remove(fingerprint);
+            original = original.or(incident);
+        }
+        original
+    }
+
+    /// Returns the incident that captured a firing alert, if it is still remembered.
+    pub fn incident_of(&self, fingerprint: &str) -> Option<&str> {
+        self.firing
+            .get(&fingerprint.to_string())
+            .map(String::as_str)
+    }
+
+    pub fn note_bundle(&mut self, incident: &str, bundle: &str) {
+        self.bundles
+            .insert(incident.to_string(), bundle.to_string());
+    }
+
+    pub fn bundle_of(&self, incident: &str) -> Option<&str> {
+        self.bundles.get(&incident.to_string()).map(String::as_str)
+    }
+
+    /// Replays one journal event.
+    pub fn replay(&mut self, event: &Event) {
+        let incident = event.incident.as_deref();
+        match (event.outcome, incident) {
+            (Outcome::Accepted, Some(incident)) => {
+                if let Some(key) = &event.dedupe_key {
+                    self.remember(key, incident, event.time);
+                }
+                self.note_firing(&event.firing, incident);
+            }
+            (Outcome::Resolved, Some(incident)) => {
+                if let Some(key) = &event.dedupe_key {
+                    self.remember(key, incident, event.time);
+                }
+                self.note_resolved(event.not_firing());
+            }
+            (Outcome::Captured, Some(incident)) => {
+                if let Some(bundle) = &event.bundle {
+                    self.note_bundle(incident, bundle);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Counts from rebuilding the state at start-up.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RebuildStats {
+    pub events: usize,
+    pub invalid_lines: usize,
+    pub deduplicating: usize,
+    pub firing_alerts: usize,
+}
+
+/// The journal together with the state it rebuilds; shared by the intake and the worker.
+#[derive(Debug)]
+pub struct IncidentLog {
+    journal: Journal,
+    state: Mutex<State>,
+}
+
+impl IncidentLog {
+    /// Opens the journal in a data directory and rebuilds the state from its events.
+    pub fn open(
+        data_dir: &Path,
+        window: Duration,
+    ) -> Result<(IncidentLog, RebuildStats), JournalError> {
+        IncidentLog::open_file(&Journal::path_in(data_dir), window)
+    }
+
+    pub fn open_file(
+        path: &Path,
+        window: Duration,
+    ) -> Result<(IncidentLog, RebuildStats), JournalError> {
+        let (events, invalid_lines) = Journal::read_events(path)?;
+        let mut state = State::new(window);
+        for event in &events {
+            state.replay(event);
+        }
+        state.compact(Utc::now());
+
+        let stats = RebuildStats {
+            events: events.len(),
+            invalid_lines,
+            deduplicating: state.seen.len(),
+            firing_alerts: state.firing.len(),
+        };
+        let log = IncidentLog {
+            journal: Journal::open(path)?,
+            state: Mutex::new(state),
+        };
+        Ok((log, stats))
+    }
+
+    /// Wraps an already open journal in a log with an empty state.
+    pub fn with_journal(journal: Journal, window: Duration) -> IncidentLog {
+        IncidentLog {
+            journal,
+            state: Mutex::new(State::new(window)),
+        }
+    }
+
+    pub fn journal(&self) -> &Journal {
+        &self.journal
+    }
+
+    pub fn append(&self, event: &Event) -> Result<(), JournalError> {
+        self.journal.append(event)
+    }
+
+    /// Locks the state. Hold it across a decision, its journal line and its effects, so two
+    /// equal notifications arriving together cannot both start a capture.
+    pub fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn accepted(incident: &str, key: &str, firing: &[&str], at: DateTime<Utc>) -> Event {
+        Event {
+            time: at,
+            incident: Some(incident.to_string()),
+            dedupe_key: Some(key.to_string()),
+            fingerprints: firing.iter().map(|f| f.to_string()).collect(),
+            firing: firing.iter().map(|f| f.to_string()).collect(),
+            capture: Some(CaptureDecision::Queued),
+            ..Event::new(Outcome::Accepted)
+        }
+    }
+
+    #[test]
+    fn duplicate_within_window_only() {
+        let mut state = State::new(Duration::from_secs(300));
+        let start = Utc::now();
+        state.remember("k", "inc-1", start);
+
+        let soon = start + chrono::Duration::seconds(299);
+        assert_eq!(state.duplicate_of("k", soon).as_deref(), Some("inc-1"));
+        assert_eq!(state.duplicate_of("other", soon), None);
+
+        let later = start + chrono::Duration::seconds(300);
+        assert_eq!(state.duplicate_of("k", later), None);
+        assert!(state.seen.is_empty());
+    }
+
+    #[test]
+    fn window_counts_from_first_sighting() {
+        let mut state = State::new(Duration::from_secs(60));
+        let start = Utc::now();
+        state.remember("k", "inc-1", start);
+        state.remember("k", "inc-2", start + chrono::Duration::seconds(30));
+        let later = start + chrono::Duration::seconds(61);
+        assert_eq!(state.duplicate_of("k", later), None);
+    }
+
+    #[test]
+    fn journal_round_trips_events() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = Journal::path_in(dir.path());
+        let journal = Journal::open(&path).unwrap();
+        let event = accepted("inc-1", "key", &["fp1", "fp2"], Utc::now());
+        journal.append(&event).unwrap();
+        journal.append(&Event::new(Outcome::Rejected)).unwrap();
+
+        let (events, invalid) = Journal::read_events(&path).unwrap();
+        assert_eq!(invalid, 0);
+        assert_eq!(events.len(), 2);
+        assert_eq!(events[0], event);
+        assert_eq!(events[1].outcome, Outcome::Rejected);
+    }
+
+    #[test]
+    fn journal_reopen_closes_cut_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = Journal::path_in(dir.path());
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, b"{\"time\":\"2026-12-03T21:44:00Z\",\"outc").unwrap();
+
+        let journal = Journal::open(&path).unwrap();
+        journal.append(&Event::new(Outcome::Ignored)).unwrap();
+
+        let (events, invalid) = Journal::read_events(&path).unwrap();
+        assert_eq!(invalid, 1);
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].outcome, Outcome::Ignored);
+    }
+
+    #[test]
+    fn rebuild_restores_dedupe_and_bundles() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = Utc::now();
+        {
+            let (log, _) = IncidentLog::open(dir.path(), Duration::from_secs(300)).unwrap();
+            log.append(&accepted("inc-1", "key-1", &["fp1"], now))
+                .unwrap();
+            log.append(&accepted(
+                "inc-old",
+                "key-old",
+                &["fp-old"],
+                now - chrono::Duration::hours(1),
+            ))
+            .unwrap();
+            let captured = Event {
+                incident: Some("inc-1".to_string()),
+                bundle: Some("2026-12-03T21-45-38.812Z_9f2c4e1a7b3d".to_string()),
+                ..Event::new(Outcome::Captured)
+            };
+            log.append(&captured).unwrap();
+        }
+
+        let (log, stats) = IncidentLog::open(dir.path(), Duration::from_secs(300)).unwrap();
+        assert_eq!(stats.events, 3);
+        assert_eq!(stats.deduplicating, 1);
+        assert_eq!(stats.firing_alerts, 2);
+
+        let mut state = log.state();
+        assert_eq!(
+            state.duplicate_of("key-1", Utc::now()).as_deref(),
+            Some("inc-1")
+        );
+        assert_eq!(state.duplicate_of("key-old", Utc::now()), None);
+        assert_eq!(state.incident_of("fp1"), Some("inc-1"));
+        assert_eq!(
+            state.bundle_of("inc-1"),
+            Some("2026-12-03T21-45-38.812Z_9f2c4e1a7b3d")
+        );
+    }
+
+    #[test]
+    fn rebuild_forgets_resolved_alerts() {
+        let mut state = State::new(Duration::from_secs(300));
+        let now = Utc::now();
+        state.replay(&accepted("inc-1", "key-1", &["fp1", "fp2"], now));
+        let resolved = Event {
+            incident: Some("inc-1".to_string()),
+            dedupe_key: Some("key-r".to_string()),
+            fingerprints: vec!["fp1".to_string()],
+            ..Event::new(Outcome::Resolved)
+        };
+        state.replay(&resolved);
+        assert_eq!(state.incident_of("fp1"), None);
+        assert_eq!(state.incident_of("fp2"), Some("inc-1"));
+        assert_eq!(state.duplicate_of("key-r", now).as_deref(), Some("inc-1"));
+    }
+
+    #[test]
+    fn bounded_map_forgets_oldest() {
+        let mut map = BoundedMap::new(2);
+        map.insert("a", 1);
+        map.insert("b", 2);
+        map.insert("c", 3);
+        assert_eq!(map.get(&"a"), None);
+        assert_eq!(map.get(&"b"), Some(&2));
+        assert_eq!(map.get(&"c"), Some(&3));
+        assert_eq!(map.len(), 2);
+    }
+
+    #[test]
+    fn seen_keys_are_bounded() {
+        let mut state = State::new(Duration::from_secs(3600));
+        let now = Utc::now();
+        for i in 0..STATE_CAPACITY + 5 {
+            state.remember(&format!("key-{i}"), "inc", now);
+        }
+        assert_eq!(state.seen.len(), STATE_CAPACITY);
+        assert_eq!(state.duplicate_of("key-0", now), None);
+    }
+}
