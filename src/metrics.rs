@@ -51,10 +51,15 @@ impl Metrics {
                 "Requests rejected, by reason.",
                 "reason",
             ),
-            captures_total: counter_vec("captures_total", "Captures finished, by result.", "result"),
+            captures_total: counter_vec(
+                "captures_total",
+                "Captures finished, by result.",
+                "result",
+            ),
             capture_duration_seconds: Histogram::with_opts(
-                HistogramOpts::new("capture_duration_seconds", "Time one capture took.")
-                    .buckets(vec![0.05, 0.1, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0]),
+                HistogramOpts::new("capture_duration_seconds", "Time one capture took.").buckets(
+                    vec![0.05, 0.1, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0],
+                ),
             )
             .expect("valid histogram"),
             capture_queue_depth: IntGauge::new(
@@ -144,6 +149,9 @@ mod tests {
         let metrics = Metrics::new();
         metrics.alerts_total.with_label_values(&["firing"]).inc();
         let text = metrics.render();
-        assert!(text.contains("aegisir_alerts_total{status=\"firing\"} 1"), "{text}");
+        assert!(
+            text.contains("aegisir_alerts_total{status=\"firing\"} 1"),
+            "{text}"
+        );
     }
 }

@@ -30,11 +30,11 @@ use fallback as os;
 
 // The macOS parsing helpers use no Apple-only types, so their tests run on every host.
 #[cfg(all(test, not(target_os = "macos")))]
-#[path = "macos/parse.rs"]
-mod macos_parse;
-#[cfg(all(test, not(target_os = "macos")))]
 #[path = "macos/block_storage.rs"]
 mod macos_block_storage;
+#[cfg(all(test, not(target_os = "macos")))]
+#[path = "macos/parse.rs"]
+mod macos_parse;
 
 use std::time::{Duration, Instant};
 
@@ -145,7 +145,9 @@ impl Collector {
 
     /// Derives a snapshot from a baseline and a later full sample.
     pub fn snapshot(&self, baseline: &Sample, current: Sample) -> Capture {
-        let interval = current.monotonic.saturating_duration_since(baseline.monotonic);
+        let interval = current
+            .monotonic
+            .saturating_duration_since(baseline.monotonic);
         self.inner
             .snapshot(&self.options, baseline, current, interval)
     }

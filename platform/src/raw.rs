@@ -5,13 +5,37 @@
 //! the file vanished, was denied or is unsupported. Parsers then work on the recorded bytes, so
 //! the raw evidence and the parsed values can never disagree, and a [`RawFiles`] written out as
 //! `proc/...`, `sys/...` and `root/...` reads back as the trees it came from.
+//!
+//! Two things a capture learns are not file contents, and both are kept in /proc's layout
+//! under names that no procfs, sysfs or rootfs path the collectors read uses:
+//!
+//! - A directory listing is recorded as `<directory>/.listing`, the sorted names each followed
+//!   by a NUL byte. The extracted directory alone would lack the names that vanished before
+//!   they were read (a closed descriptor in `PID/fd`, a pid that exited), so counts taken from
+//!   listings would change on replay.
+//! - A read that failed for a reason other than the file vanishing (permission denied,
+//!   unsupported) is recorded as `<directory>/.failed/<name>`: the reason as a gap spells it,
+//!   a newline, and the error text. Without it a replay would see a missing file and report it
+//!   as vanished or absent.
+//!
+//! A tree whose procfs root has a `.listing` is treated as written from raw evidence: listings
+//! come from the recorded `.listing` files, and a file missing from it returns the failure
+//! recorded in `.failed` when there is one. A live procfs never has these names, so a live
+//! reader only pays one failed lookup of `<procfs>/.listing` per sample. Vanished files are
+//! not recorded: they are missing from the replayed tree too.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::fs;
-use std::io;
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 use crate::model::GapReason;
+
+/// Name of the file that records a directory listing in the raw evidence.
+pub const LISTING: &str = ".listing";
+/// Name of the directory that records failed reads in the raw evidence.
+pub const FAILED: &str = ".failed";
 
 /// The three trees a capture reads from, as node_exporter's `--path.procfs`,
 /// `--path.sysfs` and `--path.rootfs` name them.
@@ -136,14 +160,23 @@ pub struct Reader {
     roots: Roots,
     raw: RawFiles,
     record: bool,
+    /// True when the procfs root is a tree written from raw evidence (it has a [`LISTING`]
+    /// file), so recorded listings and failures are read back.
+    replay: bool,
+    /// Listings and failures, recorded beside `raw` because [`Reader::list`] takes `&self`.
+    recorded: RefCell<BTreeMap<String, RawEntry>>,
 }
 
 impl Reader {
     pub fn new(roots: Roots) -> Self {
+        let marker = roots.procfs.join(LISTING);
+        audit::touch(&marker);
         Reader {
+            replay: marker.is_file(),
             roots,
             raw: RawFiles::default(),
             record: true,
+            recorded: RefCell::default(),
         }
     }
 
@@ -170,11 +203,18 @@ impl Reader {
         root.join(relative.trim_start_matches('/'))
     }
 
-    /// Reads a whole file and records its bytes.
-    pub fn read(&mut self, tree: Tree, relative: &str) -> Result<&[u8], ReadError> {
+    /// Resolves `relative` and adds the path to the audit of the current thread.
+    fn touch(&self, tree: Tree, relative: &str) -> PathBuf {
         let path = self.resolve(tree, relative);
-        let bytes = fs::read(&path).map_err(|e| ReadError::new(tree, relative, &e))?;
-        let key = format!("{}/{}", tree.prefix(), relative.trim_start_matches('/'));
+        audit::touch(&path);
+        path
+    }
+
+    /// Reads a whole file and records its bytes, or records why it could not be read.
+    pub fn read(&mut self, tree: Tree, relative: &str) -> Result<&[u8], ReadError> {
+        let path = self.touch(tree, relative);
+        let bytes = fs::read(&path).map_err(|e| self.failure(tree, relative, &e))?;
+        let key = raw_key(tree, relative);
         if !self.record {
             self.raw.entries.clear();
         }
@@ -190,38 +230,228 @@ impl Reader {
         self.read(Tree::Proc, relative)
     }
 
+    /// Reads at most `max_bytes` of a file without recording its bytes, for files whose
+    /// contents must not become evidence (they carry secrets). A failure is recorded.
+    pub fn read_unrecorded(
+        &self,
+        tree: Tree,
+        relative: &str,
+        max_bytes: u64,
+    ) -> Result<Vec<u8>, ReadError> {
+        let path = self.touch(tree, relative);
+        let mut bytes = Vec::new();
+        fs::File::open(&path)
+            .and_then(|file| file.take(max_bytes).read_to_end(&mut bytes))
+            .map_err(|e| self.failure(tree, relative, &e))?;
+        Ok(bytes)
+    }
+
     /// Reads a symbolic link's target and records it.
     pub fn read_link(&mut self, tree: Tree, relative: &str) -> Result<PathBuf, ReadError> {
-        let path = self.resolve(tree, relative);
-        let target = fs::read_link(&path).map_err(|e| ReadError::new(tree, relative, &e))?;
+        let path = self.touch(tree, relative);
+        let target = fs::read_link(&path).map_err(|e| self.failure(tree, relative, &e))?;
         if self.record {
-            self.raw.insert(tree, relative, RawEntry::Link(target.clone()));
+            self.raw
+                .insert(tree, relative, RawEntry::Link(target.clone()));
         }
         Ok(target)
     }
 
-    /// Lists the entry names of a directory, sorted. Directory listings are not recorded: the
-    /// raw evidence shows them through the entries read beneath.
+    /// Lists the entry names of a directory, sorted, and records the listing as
+    /// `<directory>/.listing`. In a replayed tree the recorded listing is returned instead of
+    /// the directory's entries, which lack the entries that vanished before they were read.
     pub fn list(&self, tree: Tree, relative: &str) -> Result<Vec<String>, ReadError> {
-        let path = self.resolve(tree, relative);
-        let entries = fs::read_dir(&path).map_err(|e| ReadError::new(tree, relative, &e))?;
-        let mut names = Vec::new();
-        for entry in entries {
-            let entry = entry.map_err(|e| ReadError::new(tree, relative, &e))?;
-            names.push(entry.file_name().to_string_lossy().into_owned());
+        if let Some(names) = self.recorded_listing(tree, relative) {
+            return Ok(names);
+        }
+        let path = self.touch(tree, relative);
+        let mut names = read_dir_names(&path).map_err(|e| self.failure(tree, relative, &e))?;
+        if self.replay {
+            names.retain(|name| name != LISTING && name != FAILED);
         }
         names.sort();
+
+        if self.record {
+            let key = raw_key(tree, &listing_path(relative));
+            let entry = RawEntry::File(encode_listing(&names));
+            self.recorded.borrow_mut().insert(key, entry);
+        }
         Ok(names)
     }
 
     /// True when `relative` exists under the root of `tree`.
     pub fn exists(&self, tree: Tree, relative: &str) -> bool {
-        self.resolve(tree, relative).exists()
+        self.touch(tree, relative).exists()
     }
 
     /// Hands over what was recorded and starts a new record.
     pub fn take_raw(&mut self) -> RawFiles {
-        std::mem::take(&mut self.raw)
+        let mut raw = std::mem::take(&mut self.raw);
+        raw.entries.append(&mut self.recorded.borrow_mut());
+        raw
+    }
+
+    fn recorded_listing(&self, tree: Tree, relative: &str) -> Option<Vec<String>> {
+        if !self.replay {
+            return None;
+        }
+        let path = self.touch(tree, &listing_path(relative));
+        let bytes = fs::read(path).ok()?;
+        if self.record {
+            let key = raw_key(tree, &listing_path(relative));
+            let entry = RawEntry::File(bytes.clone());
+            self.recorded.borrow_mut().insert(key, entry);
+        }
+        Some(decode_listing(&bytes))
+    }
+
+    /// Turns an I/O error into a [`ReadError`]. A failure other than a vanished file is
+    /// recorded; in a replayed tree a missing file returns the failure recorded for it.
+    fn failure(&self, tree: Tree, relative: &str, error: &io::Error) -> ReadError {
+        let read_error = ReadError::new(tree, relative, error);
+        let Some(failed) = failure_path(relative) else {
+            return read_error;
+        };
+        if read_error.reason == GapReason::Vanished {
+            if self.replay {
+                return self
+                    .recorded_failure(tree, relative, &failed)
+                    .unwrap_or(read_error);
+            }
+            return read_error;
+        }
+
+        if self.record {
+            let key = raw_key(tree, &failed);
+            let entry = RawEntry::File(encode_failure(&read_error));
+            self.recorded.borrow_mut().insert(key, entry);
+        }
+        read_error
+    }
+
+    fn recorded_failure(&self, tree: Tree, relative: &str, failed: &str) -> Option<ReadError> {
+        let path = self.touch(tree, failed);
+        let bytes = fs::read(path).ok()?;
+        let (reason, detail) = decode_failure(&bytes)?;
+        if self.record {
+            let entry = RawEntry::File(bytes);
+            self.recorded
+                .borrow_mut()
+                .insert(raw_key(tree, failed), entry);
+        }
+        Some(ReadError {
+            tree,
+            path: relative.to_string(),
+            reason,
+            detail,
+        })
+    }
+}
+
+fn raw_key(tree: Tree, relative: &str) -> String {
+    format!("{}/{}", tree.prefix(), relative.trim_start_matches('/'))
+}
+
+fn read_dir_names(path: &Path) -> io::Result<Vec<String>> {
+    let mut names = Vec::new();
+    for entry in fs::read_dir(path)? {
+        names.push(entry?.file_name().to_string_lossy().into_owned());
+    }
+    Ok(names)
+}
+
+/// `1/fd` → `1/fd/.listing`; the root's listing is `.listing`.
+fn listing_path(relative: &str) -> String {
+    let relative = relative.trim_matches('/');
+    if relative.is_empty() {
+        LISTING.to_string()
+    } else {
+        format!("{relative}/{LISTING}")
+    }
+}
+
+/// `1/io` → `1/.failed/io`; `None` for the root itself.
+fn failure_path(relative: &str) -> Option<String> {
+    let relative = relative.trim_matches('/');
+    if relative.is_empty() {
+        return None;
+    }
+    Some(match relative.rsplit_once('/') {
+        Some((dir, name)) => format!("{dir}/{FAILED}/{name}"),
+        None => format!("{FAILED}/{relative}"),
+    })
+}
+
+fn encode_listing(names: &[String]) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    for name in names {
+        bytes.extend_from_slice(name.as_bytes());
+        bytes.push(0);
+    }
+    bytes
+}
+
+fn decode_listing(bytes: &[u8]) -> Vec<String> {
+    let mut names: Vec<String> = bytes
+        .split(|&b| b == 0)
+        .filter(|name| !name.is_empty())
+        .map(|name| String::from_utf8_lossy(name).into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+fn encode_failure(error: &ReadError) -> Vec<u8> {
+    format!("{}\n{}\n", error.reason.as_str(), error.detail).into_bytes()
+}
+
+fn decode_failure(bytes: &[u8]) -> Option<(GapReason, String)> {
+    let text = String::from_utf8_lossy(bytes);
+    let mut lines = text.lines();
+    let reason = lines.next()?;
+    let reason = GAP_REASONS.into_iter().find(|r| r.as_str() == reason)?;
+    Some((reason, lines.next().unwrap_or("").to_string()))
+}
+
+const GAP_REASONS: [GapReason; 6] = [
+    GapReason::Vanished,
+    GapReason::PermissionDenied,
+    GapReason::Unsupported,
+    GapReason::Invalid,
+    GapReason::Deadline,
+    GapReason::Error,
+];
+
+/// The paths a thread's readers touched, for tests that prove a capture stays under its roots.
+///
+/// Every [`Reader`] operation and the filesystem collector's statvfs calls add the absolute
+/// path they use while an audit runs on the calling thread. A capture runs on the thread that
+/// calls it, so an audit started there sees all of it.
+pub mod audit {
+    use std::cell::RefCell;
+    use std::path::{Path, PathBuf};
+
+    thread_local! {
+        static PATHS: RefCell<Option<Vec<PathBuf>>> = const { RefCell::new(None) };
+    }
+
+    /// Starts recording the paths touched on this thread, discarding an earlier audit.
+    pub fn start() {
+        PATHS.with(|paths| *paths.borrow_mut() = Some(Vec::new()));
+    }
+
+    /// Stops the audit and returns the paths touched since [`start`], in order.
+    pub fn finish() -> Vec<PathBuf> {
+        PATHS.with(|paths| paths.borrow_mut().take().unwrap_or_default())
+    }
+
+    /// Adds `path` to the running audit; does nothing when none runs.
+    pub fn touch(path: &Path) {
+        PATHS.with(|paths| {
+            if let Some(paths) = paths.borrow_mut().as_mut() {
+                paths.push(path.to_path_buf());
+            }
+        });
     }
 }
 
