@@ -140,16 +140,20 @@ impl ReadError {
 /// reader lacks rights; `ENOTSUP`, `ENOSYS` and `EINVAL` on a procfs file mean the kernel does
 /// not offer it.
 pub fn classify(error: &io::Error) -> GapReason {
-    match error.kind() {
-        io::ErrorKind::NotFound => return GapReason::Vanished,
-        io::ErrorKind::PermissionDenied => return GapReason::PermissionDenied,
-        io::ErrorKind::Unsupported => return GapReason::Unsupported,
-        _ => {}
+    if let Some(errno) = error.raw_os_error() {
+        return match errno {
+            libc::ESRCH | libc::ENOENT => GapReason::Vanished,
+            libc::EACCES | libc::EPERM => GapReason::PermissionDenied,
+            libc::ENOSYS | libc::EOPNOTSUPP | libc::EINVAL => GapReason::Unsupported,
+            _ => GapReason::Error,
+        };
     }
-    match error.raw_os_error() {
-        Some(libc::ESRCH) | Some(libc::ENOENT) => GapReason::Vanished,
-        Some(libc::EACCES) | Some(libc::EPERM) => GapReason::PermissionDenied,
-        Some(libc::ENOSYS) | Some(libc::EOPNOTSUPP) | Some(libc::EINVAL) => GapReason::Unsupported,
+    // Errors made by this crate, such as a file that is not regular or is too large.
+    match error.kind() {
+        io::ErrorKind::NotFound => GapReason::Vanished,
+        io::ErrorKind::PermissionDenied => GapReason::PermissionDenied,
+        io::ErrorKind::Unsupported => GapReason::Unsupported,
+        io::ErrorKind::InvalidInput | io::ErrorKind::InvalidData => GapReason::Invalid,
         _ => GapReason::Error,
     }
 }
@@ -213,7 +217,7 @@ impl Reader {
     /// Reads a whole file and records its bytes, or records why it could not be read.
     pub fn read(&mut self, tree: Tree, relative: &str) -> Result<&[u8], ReadError> {
         let path = self.touch(tree, relative);
-        let bytes = fs::read(&path).map_err(|e| self.failure(tree, relative, &e))?;
+        let bytes = read_whole(&path).map_err(|e| self.failure(tree, relative, &e))?;
         let key = raw_key(tree, relative);
         if !self.record {
             self.raw.entries.clear();
@@ -352,6 +356,72 @@ fn raw_key(tree: Tree, relative: &str) -> String {
     format!("{}/{}", tree.prefix(), relative.trim_start_matches('/'))
 }
 
+/// The largest file a reader accepts. The biggest real procfs files (a `mountinfo` with many
+/// thousands of mounts, a command line near `ARG_MAX`) stay far below it.
+pub const MAX_FILE_BYTES: usize = 16 << 20;
+
+/// Reads a whole file like `fs::read`, in reads of at least 4 KiB. procfs and sysfs files
+/// report a size of 0, for which `fs::read` starts with 32-byte reads: five read calls for a
+/// 290-byte `PID/stat` line, where this makes two (the data, then end of file).
+///
+/// Only regular files are read, and at most [`MAX_FILE_BYTES`]: a FIFO or a device planted in
+/// a procfs tree is rejected instead of blocking the capture or filling memory. The file is
+/// opened with `O_NONBLOCK`, so opening a FIFO cannot block either.
+pub fn read_whole(path: &Path) -> io::Result<Vec<u8>> {
+    use std::os::unix::fs::OpenOptionsExt;
+
+    const CHUNK: usize = 4096;
+    let mut file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ));
+    }
+
+    let mut bytes = vec![0; CHUNK];
+    let mut len = 0;
+    loop {
+        if len == bytes.len() {
+            if len >= MAX_FILE_BYTES {
+                if at_end(&mut file)? {
+                    break;
+                }
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("larger than {} MiB", MAX_FILE_BYTES >> 20),
+                ));
+            }
+            bytes.resize((len * 2).min(MAX_FILE_BYTES), 0);
+        }
+        match file.read(&mut bytes[len..]) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            Err(error) => return Err(error),
+        }
+    }
+    bytes.truncate(len);
+    // Recorded entries live as long as the sample, so they keep no spare capacity.
+    bytes.shrink_to_fit();
+    Ok(bytes)
+}
+
+/// True when the next read returns end of file.
+fn at_end(file: &mut fs::File) -> io::Result<bool> {
+    let mut probe = [0u8; 1];
+    loop {
+        match file.read(&mut probe) {
+            Ok(n) => return Ok(n == 0),
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            Err(error) => return Err(error),
+        }
+    }
+}
+
 fn read_dir_names(path: &Path) -> io::Result<Vec<String>> {
     let mut names = Vec::new();
     for entry in fs::read_dir(path)? {
@@ -426,7 +496,7 @@ const GAP_REASONS: [GapReason; 6] = [
 ///
 /// Every [`Reader`] operation and the filesystem collector's statvfs calls add the absolute
 /// path they use while an audit runs on the calling thread. A capture runs on the thread that
-/// calls it, so an audit started there sees all of it.
+/// calls it, so an audit started there records all of its paths.
 pub mod audit {
     use std::cell::RefCell;
     use std::path::{Path, PathBuf};
@@ -484,6 +554,43 @@ mod tests {
     }
 
     #[test]
+    fn fifo_is_rejected_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("stat");
+        let path = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: `path` is a valid NUL-terminated string for the duration of the call.
+        assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o600) }, 0);
+
+        let error = read_whole(&fifo).unwrap_err();
+        assert_eq!(classify(&error), GapReason::Invalid);
+        assert!(error.to_string().contains("not a regular file"), "{error}");
+    }
+
+    #[test]
+    fn device_is_rejected() {
+        let error = read_whole(Path::new("/dev/zero")).unwrap_err();
+        assert_eq!(classify(&error), GapReason::Invalid);
+    }
+
+    #[test]
+    fn einval_from_kernel_is_unsupported() {
+        let error = io::Error::from_raw_os_error(libc::EINVAL);
+        assert_eq!(classify(&error), GapReason::Unsupported);
+    }
+
+    #[test]
+    fn file_over_limit_is_rejected() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cmdline");
+        fs::write(&path, vec![b'a'; MAX_FILE_BYTES + 1]).unwrap();
+        let error = read_whole(&path).unwrap_err();
+        assert_eq!(classify(&error), GapReason::Invalid);
+
+        fs::write(&path, vec![b'a'; MAX_FILE_BYTES]).unwrap();
+        assert_eq!(read_whole(&path).unwrap().len(), MAX_FILE_BYTES);
+    }
+
+    #[test]
     fn missing_file_is_vanished() {
         let dir = tempfile::tempdir().unwrap();
         let roots = Roots {
@@ -494,5 +601,126 @@ mod tests {
         let error = reader.proc("42/stat").unwrap_err();
         assert_eq!(error.reason, GapReason::Vanished);
         assert_eq!(error.path, "42/stat");
+    }
+
+    fn proc_roots(dir: &Path) -> Roots {
+        Roots {
+            procfs: dir.to_path_buf(),
+            ..Roots::default()
+        }
+    }
+
+    /// Writes what a reader recorded as files and links under `dir`, as the bundle's tar does.
+    fn write_tree(raw: &RawFiles, dir: &Path) {
+        for (key, entry) in &raw.entries {
+            let path = dir.join(key);
+            fs::create_dir_all(path.parent().unwrap()).unwrap();
+            match entry {
+                RawEntry::File(bytes) => fs::write(&path, bytes).unwrap(),
+                RawEntry::Link(target) => std::os::unix::fs::symlink(target, &path).unwrap(),
+            }
+        }
+    }
+
+    #[test]
+    fn listing_is_recorded_and_read_back() {
+        let live = tempfile::tempdir().unwrap();
+        fs::create_dir_all(live.path().join("7/fd")).unwrap();
+        std::os::unix::fs::symlink("pipe:[1]", live.path().join("7/fd/0")).unwrap();
+        std::os::unix::fs::symlink("/dev/null", live.path().join("7/fd/1")).unwrap();
+        let mut reader = Reader::new(proc_roots(live.path()));
+        reader.list(Tree::Proc, "").unwrap();
+        assert_eq!(reader.list(Tree::Proc, "7/fd").unwrap(), ["0", "1"]);
+        // Descriptor 1 closes before its link is read, so only 0 is recorded.
+        reader.read_link(Tree::Proc, "7/fd/0").unwrap();
+        let raw = reader.take_raw();
+        assert_eq!(
+            raw.entries.get("proc/7/fd/.listing"),
+            Some(&RawEntry::File(b"0\x001\x00".to_vec()))
+        );
+
+        let replay = tempfile::tempdir().unwrap();
+        write_tree(&raw, replay.path());
+        let reader = Reader::new(proc_roots(&replay.path().join("proc")));
+        assert_eq!(reader.list(Tree::Proc, "7/fd").unwrap(), ["0", "1"]);
+        assert_eq!(reader.list(Tree::Proc, "").unwrap(), ["7"]);
+    }
+
+    #[test]
+    fn failed_read_is_recorded_and_read_back() {
+        let error = io::Error::from_raw_os_error(libc::EACCES);
+        let live = tempfile::tempdir().unwrap();
+        let reader = Reader::new(proc_roots(live.path()));
+        reader.list(Tree::Proc, "").unwrap();
+        let failed = reader.failure(Tree::Proc, "9/io", &error);
+        assert_eq!(failed.reason, GapReason::PermissionDenied);
+        let mut reader = reader;
+        let raw = reader.take_raw();
+        assert!(raw.entries.contains_key("proc/9/.failed/io"));
+
+        let replay = tempfile::tempdir().unwrap();
+        write_tree(&raw, replay.path());
+        let mut reader = Reader::new(proc_roots(&replay.path().join("proc")));
+        let read_back = reader.proc("9/io").unwrap_err();
+        assert_eq!(read_back.reason, GapReason::PermissionDenied);
+        assert_eq!(read_back.path, "9/io");
+        assert_eq!(read_back.detail, failed.detail);
+        let missing = reader.proc("9/stat").unwrap_err();
+        assert_eq!(missing.reason, GapReason::Vanished);
+    }
+
+    #[test]
+    fn vanished_read_is_not_recorded() {
+        let live = tempfile::tempdir().unwrap();
+        let mut reader = Reader::new(proc_roots(live.path()));
+        assert!(reader.proc("9/io").is_err());
+        assert!(reader.take_raw().is_empty());
+    }
+
+    #[test]
+    fn audit_lists_touched_paths() {
+        let live = tempfile::tempdir().unwrap();
+        audit::start();
+        let mut reader = Reader::new(proc_roots(live.path()));
+        let _ = reader.proc("1/stat");
+        let touched = audit::finish();
+        assert_eq!(
+            touched,
+            [live.path().join(LISTING), live.path().join("1/stat")]
+        );
+        audit::touch(Path::new("/not/recorded"));
+        assert!(audit::finish().is_empty());
+    }
+
+    /// A whole capture of a fixture, context included, touches nothing outside its roots.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn capture_touches_only_its_roots() {
+        let roots = crate::linux::context::fixture::roots("small");
+        let options = crate::CaptureOptions {
+            roots: roots.clone(),
+            interval: std::time::Duration::ZERO,
+            ..crate::CaptureOptions::default()
+        };
+        audit::start();
+        let collector = crate::Collector::new(options).unwrap();
+        let capture = collector.capture();
+        let touched = audit::finish();
+
+        assert!(!capture.snapshot.processes.list.is_empty());
+        let under_roots = |path: &PathBuf| {
+            [&roots.procfs, &roots.sysfs, &roots.rootfs]
+                .iter()
+                .any(|root| path.starts_with(root))
+        };
+        let outside: Vec<_> = touched.iter().filter(|p| !under_roots(p)).collect();
+        assert!(outside.is_empty(), "paths outside the roots: {outside:?}");
+        for own in ["self", "1/stat", "4242/fd"] {
+            assert!(touched.contains(&roots.procfs.join(own)), "{own} not read");
+        }
+        assert!(touched.contains(&roots.rootfs.join("etc/passwd")));
+        // statvfs of the mounts `/` and `/srv/data` in the fixture's mount table.
+        assert!(touched.contains(&roots.rootfs));
+        assert!(touched.contains(&roots.rootfs.join("srv/data")));
     }
 }

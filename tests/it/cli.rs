@@ -175,3 +175,59 @@ fn verify_names_missing_and_extra_files() {
 
     assert_verifies(&bundle);
 }
+
+/// A FIFO or a device planted in a procfs tree must not block or exhaust the capture: each is
+/// rejected as not a regular file and recorded as a gap.
+#[test]
+fn snapshot_rejects_fifo_and_device_in_procfs() {
+    let tree = tempfile::tempdir().unwrap();
+    let procfs = tree.path().join("proc");
+    fs::create_dir_all(procfs.join("sys/kernel")).unwrap();
+    fs::write(procfs.join("sys/kernel/hostname"), "fifo-host\n").unwrap();
+    let fifo =
+        std::ffi::CString::new(procfs.join("stat").into_os_string().into_encoded_bytes()).unwrap();
+    // SAFETY: `fifo` is a valid NUL-terminated path for the duration of the call.
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+    std::os::unix::fs::symlink("/dev/zero", procfs.join("meminfo")).unwrap();
+
+    let out_dir = tempfile::tempdir().unwrap();
+    let mut child = crate::support::aegisir_command(out_dir.path())
+        .arg("snapshot")
+        .arg("--out")
+        .arg(out_dir.path())
+        .arg("--procfs")
+        .arg(&procfs)
+        .arg("--sysfs")
+        .arg(tree.path().join("sys"))
+        .arg("--rootfs")
+        .arg(tree.path().join("root"))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("aegisir snapshot blocked on a FIFO in the procfs tree");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert!(status.success(), "snapshot failed: {status}");
+
+    let bundles = crate::support::list_bundles(out_dir.path());
+    assert_eq!(bundles.len(), 1);
+    assert_verifies(&bundles[0]);
+    let snapshot = read_snapshot(&bundles[0]);
+    let invalid: Vec<&str> = snapshot
+        .gaps
+        .iter()
+        .filter(|gap| gap.reason == aegisir_platform::GapReason::Invalid)
+        .map(|gap| gap.subject.as_str())
+        .collect();
+    assert!(invalid.contains(&"proc/stat"), "gaps: {invalid:?}");
+    assert!(invalid.contains(&"proc/meminfo"), "gaps: {invalid:?}");
+    assert_eq!(snapshot.host.hostname.as_deref(), Some("fifo-host"));
+}
