@@ -143,13 +143,25 @@ impl Collector {
         }
     }
 
-    /// Derives a snapshot from a baseline and a later full sample.
+    /// Derives a snapshot from a baseline and a later full sample, with the raw evidence of
+    /// both.
     pub fn snapshot(&self, baseline: &Sample, current: Sample) -> Capture {
+        let snapshot = self.derive(baseline, &current);
+        Capture {
+            snapshot,
+            raw: current.inner.into_raw(),
+            baseline_raw: baseline.inner.raw().clone(),
+        }
+    }
+
+    /// Derives a snapshot from two samples without copying their raw evidence, for callers
+    /// such as the history recorder that keep only the figures.
+    pub fn derive(&self, baseline: &Sample, current: &Sample) -> Snapshot {
         let interval = current
             .monotonic
             .saturating_duration_since(baseline.monotonic);
         self.inner
-            .snapshot(&self.options, baseline, current, interval)
+            .derive(&self.options, baseline, current, interval)
     }
 
     /// Takes a baseline, waits for the interval, and takes a full sample: one whole capture.

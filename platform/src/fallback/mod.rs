@@ -19,7 +19,7 @@ use crate::model::{
     ProcessKind, Processes, Snapshot, Sources, SCHEMA_VERSION,
 };
 use crate::raw::RawFiles;
-use crate::{Capture, CaptureOptions, PlatformError, Scope};
+use crate::{CaptureOptions, PlatformError, Scope};
 
 pub const BACKEND: &str = "sysinfo";
 
@@ -74,29 +74,30 @@ impl Collector {
         sample
     }
 
-    pub fn snapshot(
+    /// Derives the snapshot of `current` against `baseline`.
+    pub fn derive(
         &self,
         _options: &CaptureOptions,
         baseline: &crate::Sample,
-        current: crate::Sample,
+        current: &crate::Sample,
         interval: Duration,
-    ) -> Capture {
+    ) -> Snapshot {
         let prev = &baseline.inner;
-        let cur = current.inner;
+        let cur = &current.inner;
         let secs = interval.as_secs_f64();
         let mut gaps = GapLog::default();
         record_gaps(&mut gaps);
 
-        let snapshot = Snapshot {
+        Snapshot {
             schema_version: SCHEMA_VERSION,
             captured_at: current.wall,
             interval_secs: secs,
             backend: BACKEND.to_string(),
             sources: Sources::default(),
             host: cur.host.clone(),
-            cpu: cpu(&cur),
+            cpu: cpu(cur),
             memory: cur.memory.clone(),
-            processes: derive_processes(prev, &cur),
+            processes: derive_processes(prev, cur),
             disks: Vec::new(),
             filesystems: cur.filesystems.clone(),
             network: Some(Network {
@@ -105,12 +106,21 @@ impl Collector {
             }),
             containers: Vec::new(),
             gaps: gaps.into_vec(),
-        };
-        Capture {
-            snapshot,
-            raw: RawFiles::default(),
-            baseline_raw: RawFiles::default(),
         }
+    }
+}
+
+impl Sample {
+    /// The sysinfo backend records no raw evidence.
+    pub fn raw(&self) -> &RawFiles {
+        static EMPTY: RawFiles = RawFiles {
+            entries: std::collections::BTreeMap::new(),
+        };
+        &EMPTY
+    }
+
+    pub fn into_raw(self) -> RawFiles {
+        RawFiles::default()
     }
 }
 

@@ -28,16 +28,25 @@ use crate::model::Pressure;
 pub use derive::{annotate, derive};
 pub use membership::Membership;
 pub use names::Names;
-pub use read::read;
+pub use read::{read, read_cached, MembershipCache};
 
 /// Lists the pids whose cgroups a sample reads: every process except kernel threads, which
 /// stay in the root cgroup. A process whose stat could not be read is included.
 pub fn mapped_pids(processes: &ProcessSample) -> Vec<i32> {
+    mapped_processes(processes)
+        .into_iter()
+        .map(|(pid, _)| pid)
+        .collect()
+}
+
+/// The processes to map, as (pid, start ticks); the start ticks are 0 where `PID/stat` was
+/// not read, which [`MembershipCache`] never reuses.
+pub fn mapped_processes(processes: &ProcessSample) -> Vec<(i32, u64)> {
     processes
         .entries
         .iter()
         .filter(|entry| !entry.stat.is_some_and(|stat| stat.kernel_thread))
-        .map(|entry| entry.pid)
+        .map(|entry| (entry.pid, entry.stat.map_or(0, |stat| stat.start_ticks)))
         .collect()
 }
 
@@ -624,6 +633,29 @@ mod tests {
         let init = snapshot.processes.list.iter().find(|p| p.pid == 1).unwrap();
         assert_eq!(init.cgroup.as_deref(), Some("/init.scope"));
         assert_eq!(init.container, None);
+    }
+
+    #[test]
+    fn counters_sample_reuses_memberships_of_known_processes() {
+        let options = crate::CaptureOptions {
+            roots: roots("docker-systemd"),
+            ..crate::CaptureOptions::default()
+        };
+        let collector = crate::Collector::new(options).unwrap();
+        let read_cgroup =
+            |sample: &crate::Sample| sample.inner.raw.entries.contains_key("proc/100/cgroup");
+
+        let first = collector.sample(Scope::Counters);
+        assert!(read_cgroup(&first), "the first sample knows no process yet");
+        let second = collector.sample(Scope::Counters);
+        assert!(!read_cgroup(&second), "a known process is not read again");
+        assert_eq!(
+            second.inner.cgroups.memberships.get(&100),
+            first.inner.cgroups.memberships.get(&100)
+        );
+
+        let full = collector.sample(Scope::Full);
+        assert!(read_cgroup(&full), "a full sample reads every membership");
     }
 
     #[test]

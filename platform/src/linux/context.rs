@@ -49,13 +49,17 @@ pub struct SharedFiles {
 impl Context {
     pub fn new(options: &CaptureOptions) -> Result<Self, PlatformError> {
         let roots = options.roots.clone();
-        std::fs::read_dir(&roots.procfs).map_err(|source| PlatformError::ProcfsRoot {
-            path: roots.procfs.display().to_string(),
-            source,
-        })?;
+        // Every read goes through a reader, so that audits see it and it stays under the roots.
+        let mut reader = Reader::without_recording(roots.clone());
+        reader
+            .list(Tree::Proc, "")
+            .map_err(|error| PlatformError::ProcfsRoot {
+                path: roots.procfs.display().to_string(),
+                source: std::io::Error::other(error.detail),
+            })?;
 
         let default_proc = roots.procfs == std::path::Path::new("/proc");
-        let (net_dir, net_namespace) = if default_proc || !roots.procfs.join("1/net").exists() {
+        let (net_dir, net_namespace) = if default_proc || !reader.exists(Tree::Proc, "1/net") {
             ("net".to_string(), "self".to_string())
         } else {
             ("1/net".to_string(), "pid1".to_string())
@@ -66,8 +70,8 @@ impl Context {
             page_size: sysconf(libc::_SC_PAGESIZE).unwrap_or(4096),
             net_dir,
             net_namespace,
-            self_pid: read_self_pid(&roots),
-            users: read_passwd(&roots),
+            self_pid: read_self_pid(&mut reader),
+            users: read_passwd(&mut reader),
             deadline: None,
             socket_owners: options.socket_owners,
             shared: SharedFiles::default(),
@@ -127,19 +131,18 @@ fn sysconf(name: libc::c_int) -> Option<u64> {
 
 /// Reads the `self` link of the procfs root, which names the reader's pid in the PID
 /// namespace of that procfs mount (it differs from `getpid()` across namespaces).
-fn read_self_pid(roots: &Roots) -> Option<i32> {
-    let target = std::fs::read_link(roots.procfs.join("self")).ok()?;
+fn read_self_pid(reader: &mut Reader) -> Option<i32> {
+    let target = reader.read_link(Tree::Proc, "self").ok()?;
     target.file_name()?.to_str()?.parse().ok()
 }
 
 /// Parses `<rootfs>/etc/passwd` into uid → name; an unreadable file gives an empty table and
 /// numeric uids are shown instead.
-fn read_passwd(roots: &Roots) -> HashMap<u32, String> {
-    let path = roots.rootfs.join("etc/passwd");
-    let Ok(text) = std::fs::read(&path) else {
+fn read_passwd(reader: &mut Reader) -> HashMap<u32, String> {
+    let Ok(text) = reader.read(Tree::Root, "etc/passwd") else {
         return HashMap::new();
     };
-    parse_passwd(&String::from_utf8_lossy(&text))
+    parse_passwd(&String::from_utf8_lossy(text))
 }
 
 pub fn parse_passwd(text: &str) -> HashMap<u32, String> {
@@ -195,6 +198,12 @@ pub mod fixture {
 
     pub fn reader(roots: &Roots) -> Reader {
         Reader::new(roots.clone())
+    }
+
+    /// A reader and a per-sample context for `fixtures/hosts/<name>`.
+    pub fn reader_and_context(name: &str) -> (Reader, Context) {
+        let roots = roots(name);
+        (reader(&roots), context(&roots))
     }
 }
 

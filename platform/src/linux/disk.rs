@@ -381,19 +381,7 @@ mod tests {
     }
 
     fn fixture_reader(host: &str) -> (Reader, Context) {
-        let procfs = format!(
-            "{}/../fixtures/hosts/{host}/proc",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        let options = crate::CaptureOptions {
-            roots: crate::Roots {
-                procfs: procfs.into(),
-                ..crate::Roots::default()
-            },
-            ..crate::CaptureOptions::default()
-        };
-        let ctx = Context::new(&options).unwrap();
-        (Reader::new(options.roots), ctx)
+        crate::linux::context::fixture::reader_and_context(host)
     }
 
     #[test]

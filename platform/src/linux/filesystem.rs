@@ -24,7 +24,7 @@ use procfs_core::FromRead;
 use super::Context;
 use crate::gaps::GapLog;
 use crate::model::{Filesystem, GapReason};
-use crate::raw::{classify, Reader, Tree};
+use crate::raw::{audit, classify, Reader, Tree};
 use crate::Scope;
 
 const COLLECTOR: &str = "filesystems";
@@ -355,13 +355,14 @@ fn record_deadline(gaps: &mut GapLog, skipped: &[MountEntry]) {
     );
 }
 
-/// Calls statvfs(3) on `path`.
+/// Calls statvfs(3) on `path`, adding the path to the running [`audit`].
 ///
 /// NOTE: statvfs blocks while a network filesystem's server is unreachable, and the
 /// deadline is only checked between calls.
 // The statvfs fields are 32-bit on some 32-bit targets, so `u64::from` is not useless there.
 #[allow(clippy::useless_conversion)]
 pub fn statvfs(path: &Path) -> io::Result<StatVfs> {
+    audit::touch(path);
     let c_path = CString::new(path.as_os_str().as_bytes())
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))?;
     let mut buf = MaybeUninit::<libc::statvfs>::uninit();

@@ -104,6 +104,11 @@ fn read_line(r: &mut Reader, path: &str, gaps: &mut GapLog) -> Option<String> {
 
 fn read_uptime(r: &mut Reader, gaps: &mut GapLog) -> Option<f64> {
     let bytes = gaps.value("host", r.proc("uptime"))?;
+    parse_uptime(bytes, gaps)
+}
+
+/// Parses `/proc/uptime` with procfs-core: seconds since boot, then idle seconds.
+pub fn parse_uptime(bytes: &[u8], gaps: &mut GapLog) -> Option<f64> {
     match procfs_core::Uptime::from_read(bytes) {
         Ok(uptime) => Some(uptime.uptime),
         Err(error) => {
@@ -115,6 +120,8 @@ fn read_uptime(r: &mut Reader, gaps: &mut GapLog) -> Option<f64> {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
     use crate::linux::context::fixture;
     use crate::model::PressureLine;
@@ -230,5 +237,17 @@ mod tests {
         let empty: [(u32, ()); 0] = [];
         assert_eq!(cpu_count(&empty), None);
         assert_eq!(cpu_count(&[(0, ()), (3, ())]), Some(2));
+    }
+
+    proptest! {
+        #[test]
+        fn uptime_parse_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..128)) {
+            let _ = parse_uptime(&bytes, &mut GapLog::default());
+        }
+
+        #[test]
+        fn uptime_parse_never_panics_on_uptime_like_text(text in "[0-9.]{0,24} ?[0-9.]{0,24}\n?") {
+            let _ = parse_uptime(text.as_bytes(), &mut GapLog::default());
+        }
     }
 }

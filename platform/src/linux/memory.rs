@@ -129,6 +129,11 @@ fn read_meminfo(r: &mut Reader, gaps: &mut GapLog) -> Option<Meminfo> {
 
 fn read_vmstat(r: &mut Reader, gaps: &mut GapLog) -> Option<VmCounters> {
     let bytes = gaps.value("memory", r.proc("vmstat"))?;
+    parse_vmstat(bytes, gaps)
+}
+
+/// Parses `/proc/vmstat` with procfs-core and picks the counters AegisIR reports.
+pub fn parse_vmstat(bytes: &[u8], gaps: &mut GapLog) -> Option<VmCounters> {
     let vmstat = match procfs_core::VmStat::from_read(bytes) {
         Ok(vmstat) => vmstat,
         Err(error) => {
@@ -164,7 +169,23 @@ fn read_vmstat(r: &mut Reader, gaps: &mut GapLog) -> Option<VmCounters> {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
+
+    proptest! {
+        #[test]
+        fn vmstat_parse_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let _ = parse_vmstat(&bytes, &mut GapLog::default());
+        }
+
+        #[test]
+        fn vmstat_parse_never_panics_on_vmstat_like_text(
+            text in "([a-z_]{0,12} -?[0-9]{0,21}\n){0,8}"
+        ) {
+            let _ = parse_vmstat(text.as_bytes(), &mut GapLog::default());
+        }
+    }
 
     const NEW_KERNEL: &str = "MemTotal:       16000 kB\n\
         MemFree:         2000 kB\n\

@@ -20,7 +20,7 @@ use std::time::Duration;
 use crate::gaps::GapLog;
 use crate::model::{Snapshot, Sources, SCHEMA_VERSION};
 use crate::raw::{RawFiles, Reader};
-use crate::{Capture, CaptureOptions, PlatformError, Scope};
+use crate::{CaptureOptions, PlatformError, Scope};
 
 pub use context::Context;
 
@@ -44,12 +44,16 @@ pub struct Sample {
 #[derive(Debug)]
 pub struct Collector {
     context: Context,
+    cgroup_memberships: cgroup::MembershipCache,
 }
 
 impl Collector {
     pub fn new(options: &CaptureOptions) -> Result<Self, PlatformError> {
         let context = Context::new(options)?;
-        Ok(Collector { context })
+        Ok(Collector {
+            context,
+            cgroup_memberships: cgroup::MembershipCache::default(),
+        })
     }
 
     pub fn context(&self) -> &Context {
@@ -70,8 +74,15 @@ impl Collector {
         // Processes last: walking file descriptors is the expensive part and the one the
         // deadline cuts short.
         let processes = process::read(&mut reader, &ctx, scope, &mut gaps);
-        let pids = cgroup::mapped_pids(&processes);
-        let cgroups = cgroup::read(&mut reader, &ctx, scope, &mut gaps, &pids);
+        let mapped = cgroup::mapped_processes(&processes);
+        let cgroups = cgroup::read_cached(
+            &mut reader,
+            &ctx,
+            scope,
+            &mut gaps,
+            &mapped,
+            &self.cgroup_memberships,
+        );
 
         Sample {
             host,
@@ -87,15 +98,17 @@ impl Collector {
         }
     }
 
-    pub fn snapshot(
+    /// Derives the snapshot of `current` against `baseline` without touching their raw
+    /// evidence.
+    pub fn derive(
         &self,
         options: &CaptureOptions,
         baseline: &crate::Sample,
-        current: crate::Sample,
+        current: &crate::Sample,
         interval: Duration,
-    ) -> Capture {
+    ) -> Snapshot {
         let prev = &baseline.inner;
-        let cur = current.inner;
+        let cur = &current.inner;
         let mut gaps = GapLog::default();
         let secs = interval.as_secs_f64();
 
@@ -116,12 +129,12 @@ impl Collector {
         cgroup::annotate(&cur.cgroups, &mut processes.list);
         let containers = cgroup::derive(&prev.cgroups, &cur.cgroups, &processes.list, secs);
 
-        gaps.extend(cur.gaps);
+        gaps.extend(cur.gaps.clone());
         let mut gaps = gaps.into_vec();
         gaps.sort();
         gaps.dedup();
 
-        let snapshot = Snapshot {
+        Snapshot {
             schema_version: SCHEMA_VERSION,
             captured_at: current.wall,
             interval_secs: secs,
@@ -141,11 +154,16 @@ impl Collector {
             network,
             containers,
             gaps,
-        };
-        Capture {
-            snapshot,
-            raw: cur.raw,
-            baseline_raw: prev.raw.clone(),
         }
+    }
+}
+
+impl Sample {
+    pub fn raw(&self) -> &RawFiles {
+        &self.raw
+    }
+
+    pub fn into_raw(self) -> RawFiles {
+        self.raw
     }
 }

@@ -388,19 +388,7 @@ Udp: 1 2 3 4
     }
 
     fn fixture(host: &str) -> (Reader, Context) {
-        let procfs = format!(
-            "{}/../fixtures/hosts/{host}/proc",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        let options = crate::CaptureOptions {
-            roots: crate::Roots {
-                procfs: procfs.into(),
-                ..crate::Roots::default()
-            },
-            ..crate::CaptureOptions::default()
-        };
-        let ctx = Context::new(&options).unwrap();
-        (Reader::new(options.roots), ctx)
+        crate::linux::context::fixture::reader_and_context(host)
     }
 
     fn fixture_owner(inode: u64) -> Option<(i32, String)> {

@@ -41,7 +41,7 @@ use serde::Serialize;
 use crate::gaps::GapLog;
 use crate::model::{GapReason, Snapshot, Sources, SCHEMA_VERSION};
 use crate::raw::{RawEntry, RawFiles};
-use crate::{Capture, CaptureOptions, PlatformError, Scope};
+use crate::{CaptureOptions, PlatformError, Scope};
 
 use parse::{CallError, Timebase};
 
@@ -97,15 +97,17 @@ impl Collector {
         }
     }
 
-    pub fn snapshot(
+    /// Derives the snapshot of `current` against `baseline` without touching their raw
+    /// evidence.
+    pub fn derive(
         &self,
         _options: &CaptureOptions,
         baseline: &crate::Sample,
-        current: crate::Sample,
+        current: &crate::Sample,
         interval: Duration,
-    ) -> Capture {
+    ) -> Snapshot {
         let prev = &baseline.inner;
-        let cur = current.inner;
+        let cur = &current.inner;
         let secs = interval.as_secs_f64();
         let mut gaps = GapLog::default();
 
@@ -121,12 +123,12 @@ impl Collector {
         let mut network = derived.network;
         process::add_sockets(&mut network, &cur.processes);
 
-        gaps.extend(cur.gaps);
+        gaps.extend(cur.gaps.clone());
         let mut gaps = gaps.into_vec();
         gaps.sort();
         gaps.dedup();
 
-        let snapshot = Snapshot {
+        Snapshot {
             schema_version: SCHEMA_VERSION,
             captured_at: current.wall,
             interval_secs: secs,
@@ -144,12 +146,17 @@ impl Collector {
             network: Some(network),
             containers: Vec::new(),
             gaps,
-        };
-        Capture {
-            snapshot,
-            raw: cur.raw,
-            baseline_raw: prev.raw.clone(),
         }
+    }
+}
+
+impl Sample {
+    pub fn raw(&self) -> &RawFiles {
+        &self.raw
+    }
+
+    pub fn into_raw(self) -> RawFiles {
+        self.raw
     }
 }
 

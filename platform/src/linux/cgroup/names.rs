@@ -14,8 +14,6 @@
 // show their short id.
 
 use std::collections::BTreeMap;
-use std::fs::File;
-use std::io::Read;
 
 use serde::Deserialize;
 
@@ -56,11 +54,7 @@ pub struct Names {
 /// the container's environment, which often carries passwords and tokens.
 pub fn read_docker_name(reader: &Reader, id: &str) -> Result<Option<String>, ReadError> {
     let relative = format!("var/lib/docker/containers/{id}/config.v2.json");
-    let path = reader.resolve(Tree::Root, &relative);
-    let mut bytes = Vec::new();
-    File::open(&path)
-        .and_then(|file| file.take(MAX_CONFIG_BYTES).read_to_end(&mut bytes))
-        .map_err(|error| ReadError::new(Tree::Root, &relative, &error))?;
+    let bytes = reader.read_unrecorded(Tree::Root, &relative, MAX_CONFIG_BYTES)?;
     Ok(parse_docker_name(&bytes))
 }
 

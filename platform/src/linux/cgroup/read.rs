@@ -1,6 +1,7 @@
 //! Reading one cgroup sample: memberships, the units' cgroup v2 files, and names.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Mutex;
 
 use super::classify::{classify, Runtime, Unit};
 use super::files::{self, CpuStat};
@@ -14,6 +15,18 @@ use crate::model::{GapReason, Pressure, PressureResource};
 use crate::raw::{ReadError, Reader, Tree};
 use crate::Scope;
 
+/// The cgroup of each process seen by earlier samples, keyed by (pid, start ticks) so a reused
+/// pid is never given the old process's cgroup.
+///
+/// A counters sample (the history recorder's, every few seconds) takes memberships from here
+/// and reads `PID/cgroup` only for new processes, which halves its file reads. A full sample
+/// reads every `PID/cgroup` again, so a snapshot never rests on a cached membership; a process
+/// moved to another cgroup between samples is seen at the next full sample.
+#[derive(Debug, Default)]
+pub struct MembershipCache {
+    entries: Mutex<HashMap<(i32, u64), Membership>>,
+}
+
 /// Reads the cgroup of every process in `pids`, then the files of every container, pod and
 /// service those cgroups belong to.
 pub fn read(
@@ -23,10 +36,31 @@ pub fn read(
     gaps: &mut GapLog,
     pids: &[i32],
 ) -> CgroupSample {
+    let processes: Vec<(i32, u64)> = pids.iter().map(|&pid| (pid, 0)).collect();
+    read_cached(r, ctx, scope, gaps, &processes, &MembershipCache::default())
+}
+
+/// Like [`read`], for (pid, start ticks) pairs, with memberships from `cache` in a counters
+/// sample.
+pub fn read_cached(
+    r: &mut Reader,
+    ctx: &Context,
+    scope: Scope,
+    gaps: &mut GapLog,
+    processes: &[(i32, u64)],
+    cache: &MembershipCache,
+) -> CgroupSample {
     let hierarchy = detect_hierarchy(r);
     let mut tally = Tally::default();
 
-    let memberships = read_memberships(r, ctx, pids, &mut tally);
+    let mut entries = cache.entries.lock().unwrap_or_else(|e| e.into_inner());
+    let known = match scope {
+        Scope::Counters => std::mem::take(&mut *entries),
+        Scope::Full => HashMap::new(),
+    };
+    let (memberships, fresh) = read_memberships(r, ctx, processes, &known, &mut tally);
+    *entries = fresh;
+    drop(entries);
     let units = units_of(&memberships);
     let readings = read_units(r, ctx, scope, hierarchy, &units, &mut tally, gaps);
     let names = match scope {
@@ -56,16 +90,28 @@ fn detect_hierarchy(r: &Reader) -> Hierarchy {
     }
 }
 
+/// Returns the memberships by pid, and the same keyed by (pid, start ticks) for the cache.
 fn read_memberships(
     r: &mut Reader,
     ctx: &Context,
-    pids: &[i32],
+    processes: &[(i32, u64)],
+    known: &HashMap<(i32, u64), Membership>,
     tally: &mut Tally,
-) -> BTreeMap<i32, Membership> {
+) -> (BTreeMap<i32, Membership>, HashMap<(i32, u64), Membership>) {
     let mut memberships = BTreeMap::new();
-    for (index, &pid) in pids.iter().enumerate() {
+    let mut fresh = HashMap::new();
+    for (index, &(pid, start_ticks)) in processes.iter().enumerate() {
+        let key = (pid, start_ticks);
+        if let Some(membership) = known.get(&key).filter(|_| start_ticks != 0) {
+            memberships.insert(pid, membership.clone());
+            fresh.insert(key, membership.clone());
+            continue;
+        }
         if ctx.past_deadline() {
-            let detail = format!("{} processes not mapped to cgroups", pids.len() - index);
+            let detail = format!(
+                "{} processes not mapped to cgroups",
+                processes.len() - index
+            );
             tally.add(
                 "proc/*/cgroup",
                 GapReason::Deadline,
@@ -75,10 +121,13 @@ fn read_memberships(
             break;
         }
         if let Some(membership) = read_membership(r, pid, tally) {
+            if start_ticks != 0 {
+                fresh.insert(key, membership.clone());
+            }
             memberships.insert(pid, membership);
         }
     }
-    memberships
+    (memberships, fresh)
 }
 
 /// Reads one `PID/cgroup`. A process that exited since it was listed is skipped quietly; the
