@@ -40,8 +40,17 @@
 //! # The chain
 //!
 //! `previous` links each bundle to the one before it, so the data directory is a hash chain.
-//! [`verify`] recomputes one bundle's hashes, and [`verify_chain`] walks all bundles from
-//! oldest to newest and reports a bundle that was removed, changed or moved out of order.
+//! Each write also records the new bundle as `<id> <digest>` in `.aegisir/head`, so that
+//! removing the newest bundle is detectable. [`verify`] recomputes one bundle's hashes, and
+//! [`verify_chain`] walks all bundles from oldest to newest, checks the head, and reports a
+//! bundle that was removed, changed, renamed or moved out of order.
+//!
+//! # Reading
+//!
+//! [`BundleStore::list_page`] sorts the ids from the directory listing and reads only the
+//! manifests of one page. [`BundleStore::file_path`] resolves only `manifest.json` and the
+//! files the manifest lists, as regular files with one hard link, and nothing from a bundle
+//! whose manifest is broken.
 //!
 //! Values from requests (group keys, labels) never become part of a path. Bump
 //! [`BUNDLE_SCHEMA_VERSION`] on any change that removes or renames a field or a file.
@@ -66,11 +75,20 @@ pub use manifest::{
     TriggerKind, BUNDLE_SCHEMA_VERSION,
 };
 pub use names::{is_bundle_id, is_plain_file_name};
-pub use verify::{verify, verify_all, verify_chain, Problem, ProblemKind, VerifyReport};
+pub use verify::{
+    verify, verify_all, verify_chain, verify_data_dir, verify_paths, Problem, ProblemKind,
+    VerifyOutcome, VerifyReport,
+};
 pub use write::{ALERT, MANIFEST, RAW_TAR, SNAPSHOT};
 
 /// Name prefix of in-progress bundles and other scratch entries in the data directory.
 const TMP_PREFIX: &str = ".tmp-";
+
+/// Number of bundles in a page of [`BundleStore::list_page`] when the caller sets no limit.
+pub const DEFAULT_PAGE_LIMIT: usize = 100;
+
+/// Maximum number of bundles in a page of [`BundleStore::list_page`].
+pub const MAX_PAGE_LIMIT: usize = 1000;
 
 /// Errors of the bundle store. Every I/O variant names the path it failed on.
 #[derive(Debug, thiserror::Error)]
@@ -97,6 +115,10 @@ pub enum StoreError {
     AlreadyExists { path: PathBuf },
     #[error("{path} is not a directory; pass a bundle directory or a data directory")]
     NotADirectory { path: PathBuf },
+    #[error("no bundles found in {path}")]
+    NoBundles { path: PathBuf },
+    #[error("{path} is a bundle; use `aegisir verify {path}`")]
+    IsABundle { path: PathBuf },
 }
 
 impl StoreError {
@@ -138,12 +160,24 @@ pub struct BundleInfo {
 #[derive(Debug, Clone, PartialEq)]
 pub struct BundleSummary {
     pub id: String,
+    /// The manifest's `captured_at`, or the time in the id when the manifest is broken.
     pub captured_at: Option<DateTime<Utc>>,
     pub trigger: Option<Trigger>,
-    /// The hex sha256 of `manifest.json`; empty when the manifest could not be read.
+    /// The hex sha256 of `manifest.json`; empty when the manifest is broken.
     pub digest: String,
     /// Bytes of the regular files in the bundle directory.
     pub bytes: u64,
+    /// The reason `manifest.json` is broken (absent, not a regular file, unreadable or not a
+    /// valid manifest); `None` for an intact manifest.
+    pub manifest_error: Option<String>,
+}
+
+/// One page of the bundle listing, newest first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BundlePage {
+    pub bundles: Vec<BundleSummary>,
+    /// The id to pass as `before` for the next page; `None` on the last page.
+    pub next: Option<String>,
 }
 
 /// The bundles of one data directory. Cheap to clone; writes are serialised so that each
@@ -203,47 +237,73 @@ impl BundleStore {
         Ok(info)
     }
 
-    /// Lists the bundles, newest first. Directories whose names are not bundle ids are left
-    /// out.
+    /// Lists every bundle, newest first, reading every manifest. Directories whose names are
+    /// not bundle ids, and symbolic links, are left out.
     pub fn list(&self) -> Result<Vec<BundleSummary>, StoreError> {
         let mut ids = bundle_ids(&self.inner.dir)?;
         ids.reverse();
         Ok(ids.into_iter().map(|id| self.summary(id)).collect())
     }
 
+    /// Lists at most `limit` bundles whose ids sort before `before`, newest first.
+    ///
+    /// `limit` defaults to [`DEFAULT_PAGE_LIMIT`] and is clamped to 1..=[`MAX_PAGE_LIMIT`].
+    /// Only the manifests of the returned bundles are read; the rest of the data directory is
+    /// only listed. `before` is compared as a string, so any value is a valid cursor.
+    pub fn list_page(
+        &self,
+        limit: Option<usize>,
+        before: Option<&str>,
+    ) -> Result<BundlePage, StoreError> {
+        let limit = limit.unwrap_or(DEFAULT_PAGE_LIMIT).clamp(1, MAX_PAGE_LIMIT);
+        let mut ids = bundle_ids(&self.inner.dir)?;
+        if let Some(before) = before {
+            let end = ids.partition_point(|id| id.as_str() < before);
+            ids.truncate(end);
+        }
+
+        let start = ids.len().saturating_sub(limit);
+        let page = ids.split_off(start);
+        let next = (start > 0).then(|| page[0].clone());
+        let bundles = page.into_iter().rev().map(|id| self.summary(id)).collect();
+        Ok(BundlePage { bundles, next })
+    }
+
     /// Lists the files of a bundle as its manifest records them, `manifest.json` first. `None` when
-    /// `id` is not a bundle id, there is no such bundle, or its manifest cannot be read.
+    /// `id` is not a bundle id, there is no such bundle, or its manifest is broken.
     pub fn files(&self, id: &str) -> Option<Vec<FileEntry>> {
         let bundle = self.bundle_dir(id)?;
         let path = bundle.join(MANIFEST);
-        let bytes = read_regular_file(&path)?;
-        let manifest: Manifest = match serde_json::from_slice(&bytes) {
-            Ok(manifest) => manifest,
+        let (manifest, own) = match load_manifest(&path) {
+            Ok(loaded) => loaded,
             Err(error) => {
-                tracing::warn!(path = %path.display(), %error, "bundle manifest is not valid");
+                tracing::warn!(path = %path.display(), %error, "bundle manifest is broken");
                 return None;
             }
-        };
-
-        let own = FileEntry {
-            name: MANIFEST.to_string(),
-            size: bytes.len() as u64,
-            sha256: write::sha256_hex(&bytes),
         };
         Some(std::iter::once(own).chain(manifest.files).collect())
     }
 
-    /// Resolves the path of one file of a bundle, or returns `None` unless `id` is a bundle id, `file` is a
-    /// plain file name, and the path is a regular file (not a symbolic link) directly inside
-    /// the bundle directory.
+    /// Resolves the path of one file of a bundle for download.
+    ///
+    /// Returns `None` unless `id` is a bundle id, the bundle's manifest is intact enough to
+    /// parse, `file` is `manifest.json` or a file the manifest lists, and the path is a
+    /// regular file with one hard link (not a symbolic link, and not a second name of a file
+    /// elsewhere) directly inside the bundle directory.
     pub fn file_path(&self, id: &str, file: &str) -> Option<PathBuf> {
+        use std::os::unix::fs::MetadataExt;
+
         if !is_plain_file_name(file) {
+            return None;
+        }
+        let listed = self.files(id)?;
+        if !listed.iter().any(|entry| entry.name == file) {
             return None;
         }
         let bundle = self.bundle_dir(id)?;
         let path = bundle.join(file);
         let metadata = fs::symlink_metadata(&path).ok()?;
-        if !metadata.file_type().is_file() {
+        if !metadata.file_type().is_file() || metadata.nlink() > 1 {
             return None;
         }
 
@@ -276,22 +336,45 @@ impl BundleStore {
 
     fn summary(&self, id: String) -> BundleSummary {
         let bundle = self.inner.dir.join(&id);
-        let bytes = read_regular_file(&bundle.join(MANIFEST));
-        let manifest: Option<Manifest> = bytes
-            .as_ref()
-            .and_then(|bytes| serde_json::from_slice(bytes).ok());
-
-        BundleSummary {
-            captured_at: manifest
-                .as_ref()
-                .map(|m| m.captured_at)
-                .or_else(|| names::id_time(&id)),
-            trigger: manifest.map(|m| m.trigger),
-            digest: bytes.map(|b| write::sha256_hex(&b)).unwrap_or_default(),
-            bytes: directory_bytes(&bundle),
-            id,
+        let bytes = directory_bytes(&bundle);
+        match load_manifest(&bundle.join(MANIFEST)) {
+            Ok((manifest, own)) => BundleSummary {
+                id,
+                captured_at: Some(manifest.captured_at),
+                trigger: Some(manifest.trigger),
+                digest: own.sha256,
+                bytes,
+                manifest_error: None,
+            },
+            Err(error) => BundleSummary {
+                captured_at: names::id_time(&id),
+                id,
+                trigger: None,
+                digest: String::new(),
+                bytes,
+                manifest_error: Some(error),
+            },
         }
     }
+}
+
+/// Reads and parses a bundle's `manifest.json`, returning it with its own file entry, or why
+/// it is broken.
+fn load_manifest(path: &Path) -> Result<(Manifest, FileEntry), String> {
+    let Some(bytes) = read_regular_file(path) else {
+        return Err(format!(
+            "{MANIFEST} is missing, unreadable or not a regular file"
+        ));
+    };
+    let manifest: Manifest = serde_json::from_slice(&bytes)
+        .map_err(|error| format!("{MANIFEST} is not a valid manifest: {error}"))?;
+
+    let own = FileEntry {
+        name: MANIFEST.to_string(),
+        size: bytes.len() as u64,
+        sha256: write::sha256_hex(&bytes),
+    };
+    Ok((manifest, own))
 }
 
 /// Removes every `.tmp-*` entry of the data directory: bundles whose write was interrupted.
@@ -318,28 +401,60 @@ fn remove_leftovers(dir: &Path) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Lists the ids of the bundle directories in `dir`, oldest first. Symbolic links are left out.
-fn bundle_ids(dir: &Path) -> Result<Vec<String>, StoreError> {
+/// The entries of a data directory that are named like bundles.
+#[derive(Debug, Default)]
+struct DataDirScan {
+    /// Ids of real bundle directories, oldest first.
+    bundles: Vec<String>,
+    /// Entries named like a bundle id that are not directories, sorted by name, with `true`
+    /// for a symbolic link.
+    non_directories: Vec<(String, bool)>,
+}
+
+/// Lists the entries of `dir` named like bundle ids, without following symbolic links.
+fn scan_data_dir(dir: &Path) -> Result<DataDirScan, StoreError> {
     let entries =
         fs::read_dir(dir).map_err(|source| StoreError::io("read directory", dir, source))?;
-    let mut ids = Vec::new();
+    let mut scan = DataDirScan::default();
     for entry in entries {
         let entry = entry.map_err(|source| StoreError::io("read directory", dir, source))?;
         let Ok(name) = entry.file_name().into_string() else {
             continue;
         };
-        let is_dir = entry.file_type().is_ok_and(|kind| kind.is_dir());
-        if is_dir && is_bundle_id(&name) {
-            ids.push(name);
+        if !is_bundle_id(&name) {
+            continue;
+        }
+
+        let kind = entry
+            .file_type()
+            .map_err(|source| StoreError::io("read file type of", &entry.path(), source))?;
+        if kind.is_dir() {
+            scan.bundles.push(name);
+        } else {
+            scan.non_directories.push((name, kind.is_symlink()));
         }
     }
-    ids.sort();
-    Ok(ids)
+    scan.bundles.sort();
+    scan.non_directories.sort();
+    Ok(scan)
 }
 
-/// Computes the digest of the newest bundle's manifest, or `None` when there is no readable one.
+/// Lists the ids of the bundle directories in `dir`, oldest first. Symbolic links are left out.
+fn bundle_ids(dir: &Path) -> Result<Vec<String>, StoreError> {
+    Ok(scan_data_dir(dir)?.bundles)
+}
+
 /// The folder in the data directory for AegisIR's own state (lock, chain head, journal).
 const STATE_DIR: &str = ".aegisir";
+
+/// The file in [`STATE_DIR`] that records the newest bundle as `<bundle id> <digest>`.
+const HEAD_FILE: &str = "head";
+
+/// Parses the text of the head file into a bundle id and a full hex digest.
+fn parse_head(text: &str) -> Option<(&str, &str)> {
+    let (id, digest) = text.trim().split_once(' ')?;
+    (is_bundle_id(id) && names::is_full_digest(digest)).then_some((id, digest))
+}
 
 /// An exclusive `flock` on `<data>/.aegisir/store.lock`, released when dropped (or when the
 /// process exits, so a crash never leaves the store locked).
@@ -372,9 +487,9 @@ impl WriteLock {
 
     /// The digest in `.aegisir/head` (`<bundle id> <digest>`), if that bundle still exists.
     fn read_head(&self, dir: &Path) -> Option<String> {
-        let text = fs::read_to_string(dir.join(STATE_DIR).join("head")).ok()?;
-        let (id, digest) = text.trim().split_once(' ')?;
-        let exists = is_bundle_id(id) && dir.join(id).join(MANIFEST).is_file();
+        let text = fs::read_to_string(dir.join(STATE_DIR).join(HEAD_FILE)).ok()?;
+        let (id, digest) = parse_head(&text)?;
+        let exists = dir.join(id).join(MANIFEST).is_file();
         exists.then(|| digest.to_string())
     }
 
@@ -382,13 +497,14 @@ impl WriteLock {
     fn write_head(&self, dir: &Path, info: &BundleInfo) -> Result<(), StoreError> {
         let state = dir.join(STATE_DIR);
         let staging = state.join("head.tmp");
-        let path = state.join("head");
+        let path = state.join(HEAD_FILE);
         fs::write(&staging, format!("{} {}\n", info.id, info.digest))
             .map_err(|source| StoreError::io("write", &staging, source))?;
         fs::rename(&staging, &path).map_err(|source| StoreError::io("rename", &path, source))
     }
 }
 
+/// Computes the digest of the newest bundle's manifest, or `None` when there is no readable one.
 fn newest_digest(dir: &Path) -> Result<Option<String>, StoreError> {
     let Some(newest) = bundle_ids(dir)?.pop() else {
         return Ok(None);
@@ -927,6 +1043,171 @@ mod tests {
         assert_eq!(store.file_path(&info.id, "link.txt"), None);
         assert_eq!(store.file_path(linked_id, "top.txt"), None);
         assert_eq!(store.file_path(&info.id, "sub"), None);
+    }
+
+    #[test]
+    fn file_path_rejects_file_not_in_manifest() {
+        let (_tmp, store) = store();
+        let info = write_sample(&store);
+        fs::write(info.path.join("planted.txt"), b"planted").unwrap();
+
+        assert_eq!(store.file_path(&info.id, "planted.txt"), None);
+        assert_eq!(
+            store.file_path(&info.id, "top.txt"),
+            Some(info.path.join("top.txt"))
+        );
+    }
+
+    #[test]
+    fn file_path_rejects_hard_links() {
+        let (tmp, store) = store();
+        let info = write_sample(&store);
+        let outside = tmp.path().join("secret.txt");
+        fs::write(&outside, b"secret").unwrap();
+        fs::remove_file(info.path.join("top.txt")).unwrap();
+        fs::hard_link(&outside, info.path.join("top.txt")).unwrap();
+        fs::hard_link(
+            info.path.join(SNAPSHOT),
+            tmp.path().join("snapshot-copy.json"),
+        )
+        .unwrap();
+
+        assert_eq!(store.file_path(&info.id, "top.txt"), None);
+        assert_eq!(store.file_path(&info.id, SNAPSHOT), None);
+        assert_eq!(
+            store.file_path(&info.id, RAW_TAR),
+            Some(info.path.join(RAW_TAR))
+        );
+    }
+
+    #[test]
+    fn broken_manifest_serves_nothing() {
+        let (_tmp, store) = store();
+        let info = write_sample(&store);
+        let broken = ["not json".as_bytes(), b"{\"files\": []}", b""];
+        for bytes in broken {
+            fs::write(info.path.join(MANIFEST), bytes).unwrap();
+
+            assert_eq!(store.files(&info.id), None);
+            assert_eq!(store.file_path(&info.id, MANIFEST), None);
+            assert_eq!(store.file_path(&info.id, "top.txt"), None);
+        }
+    }
+
+    #[test]
+    fn list_marks_bundle_with_broken_manifest() {
+        let (_tmp, store) = store();
+        let info = write_sample(&store);
+        fs::write(info.path.join(MANIFEST), b"not json").unwrap();
+
+        let list = store.list().unwrap();
+        assert_eq!(list.len(), 1);
+        assert_eq!(list[0].digest, "");
+        assert_eq!(list[0].trigger, None);
+        assert_eq!(list[0].captured_at, Some(info.captured_at));
+        let error = list[0].manifest_error.as_deref().unwrap();
+        assert!(
+            error.starts_with("manifest.json is not a valid manifest"),
+            "{error}"
+        );
+
+        fs::remove_file(info.path.join(MANIFEST)).unwrap();
+        let error = store.list().unwrap()[0].manifest_error.clone().unwrap();
+        assert_eq!(
+            error,
+            "manifest.json is missing, unreadable or not a regular file"
+        );
+    }
+
+    #[test]
+    fn list_leaves_intact_bundle_unmarked() {
+        let (_tmp, store) = store();
+        write_sample(&store);
+
+        assert_eq!(store.list().unwrap()[0].manifest_error, None);
+    }
+
+    /// Creates `count` empty bundle directories one second apart and returns their ids,
+    /// oldest first.
+    fn empty_bundles(store: &BundleStore, count: usize) -> Vec<String> {
+        (0..count)
+            .map(|second| {
+                let time = test_support::captured_at() + chrono::Duration::seconds(second as i64);
+                let id = names::bundle_id(time, &format!("{second:064x}"));
+                fs::create_dir(store.dir().join(&id)).unwrap();
+                id
+            })
+            .collect()
+    }
+
+    fn page_ids(page: &BundlePage) -> Vec<&str> {
+        page.bundles.iter().map(|b| b.id.as_str()).collect()
+    }
+
+    #[test]
+    fn list_page_walks_newest_first_with_cursor() {
+        let (_tmp, store) = store();
+        let ids = empty_bundles(&store, 5);
+
+        let first = store.list_page(Some(2), None).unwrap();
+        assert_eq!(page_ids(&first), [ids[4].as_str(), ids[3].as_str()]);
+        assert_eq!(first.next.as_deref(), Some(ids[3].as_str()));
+
+        let second = store.list_page(Some(2), first.next.as_deref()).unwrap();
+        assert_eq!(page_ids(&second), [ids[2].as_str(), ids[1].as_str()]);
+        assert_eq!(second.next.as_deref(), Some(ids[1].as_str()));
+
+        let last = store.list_page(Some(2), second.next.as_deref()).unwrap();
+        assert_eq!(page_ids(&last), [ids[0].as_str()]);
+        assert_eq!(last.next, None);
+    }
+
+    #[test]
+    fn list_page_reads_manifests_of_page_only() {
+        let (_tmp, store) = store();
+        let ids = empty_bundles(&store, 3);
+        let mut later = test_support::capture();
+        later.snapshot.captured_at += chrono::Duration::minutes(10);
+        let info = test_support::write_capture(&store, &later);
+
+        let page = store.list_page(Some(1), None).unwrap();
+        assert_eq!(page_ids(&page), [info.id.as_str()]);
+        assert_eq!(page.bundles[0].digest, info.digest);
+        assert_eq!(page.bundles[0].manifest_error, None);
+        assert_eq!(page.next.as_deref(), Some(info.id.as_str()));
+
+        let rest = store.list_page(None, page.next.as_deref()).unwrap();
+        assert_eq!(rest.bundles.len(), 3);
+        assert_eq!(rest.bundles[0].id, ids[2]);
+        assert!(rest.bundles.iter().all(|b| b.manifest_error.is_some()));
+    }
+
+    #[test]
+    fn list_page_applies_default_and_maximum_limit() {
+        let (_tmp, store) = store();
+        let ids = empty_bundles(&store, MAX_PAGE_LIMIT + 1);
+
+        let default = store.list_page(None, None).unwrap();
+        assert_eq!(default.bundles.len(), DEFAULT_PAGE_LIMIT);
+        let oldest_shown = &ids[ids.len() - DEFAULT_PAGE_LIMIT];
+        assert_eq!(default.next.as_ref(), Some(oldest_shown));
+
+        let capped = store.list_page(Some(usize::MAX), None).unwrap();
+        assert_eq!(capped.bundles.len(), MAX_PAGE_LIMIT);
+        assert_eq!(capped.next.as_ref(), Some(&ids[1]));
+
+        let minimum = store.list_page(Some(0), None).unwrap();
+        assert_eq!(minimum.bundles.len(), 1);
+    }
+
+    #[test]
+    fn list_page_with_cursor_before_every_bundle_is_empty() {
+        let (_tmp, store) = store();
+        let ids = empty_bundles(&store, 2);
+
+        let page = store.list_page(None, Some(&ids[0])).unwrap();
+        assert_eq!(page.bundles, []);
+        assert_eq!(page.next, None);
     }
 
     #[test]

@@ -28,7 +28,29 @@ static ID_PATTERN: LazyLock<Regex> = LazyLock::new(|| {
 /// Builds the id of a bundle from its capture time and the hex sha256 of its manifest.
 pub fn bundle_id(captured_at: DateTime<Utc>, digest: &str) -> String {
     let short = &digest[..SHORT_DIGEST_LEN.min(digest.len())];
-    format!("{}_{short}", captured_at.format(ID_TIME_FORMAT))
+    format!("{}_{short}", id_time_text(captured_at))
+}
+
+/// Formats a capture time as the time part of a bundle id. Digits after the millisecond are
+/// dropped, not rounded.
+pub fn id_time_text(captured_at: DateTime<Utc>) -> String {
+    captured_at.format(ID_TIME_FORMAT).to_string()
+}
+
+/// Returns the time part of a bundle id, or `None` when `id` is not a bundle id.
+pub fn id_time_part(id: &str) -> Option<&str> {
+    if !is_bundle_id(id) {
+        return None;
+    }
+    id.rsplit_once('_').map(|(time, _)| time)
+}
+
+/// True when `digest` has the shape of a full hex sha256: 64 lowercase hex digits.
+pub fn is_full_digest(digest: &str) -> bool {
+    digest.len() == 64
+        && digest
+            .bytes()
+            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 /// True when `id` has the exact shape of a bundle id.
@@ -46,10 +68,7 @@ pub fn short_digest(id: &str) -> Option<&str> {
 
 /// Parses the capture time encoded in a bundle id.
 pub fn id_time(id: &str) -> Option<DateTime<Utc>> {
-    if !is_bundle_id(id) {
-        return None;
-    }
-    let (time, _) = id.rsplit_once('_')?;
+    let time = id_time_part(id)?;
     let naive = NaiveDateTime::parse_from_str(time, ID_TIME_FORMAT).ok()?;
     Some(naive.and_utc())
 }
@@ -78,6 +97,23 @@ mod tests {
         assert!(is_bundle_id(&id));
         assert_eq!(short_digest(&id), Some("9f2c4e1a7b3d"));
         assert_eq!(id_time(&id), Some(time));
+        assert_eq!(id_time_part(&id), Some("2026-12-03T21-45-38.812Z"));
+    }
+
+    #[test]
+    fn id_time_text_drops_digits_after_millisecond() {
+        let time = Utc.with_ymd_and_hms(2026, 12, 3, 21, 45, 38).unwrap()
+            + chrono::Duration::microseconds(812_999);
+
+        assert_eq!(id_time_text(time), "2026-12-03T21-45-38.812Z");
+    }
+
+    #[test]
+    fn full_digest_is_64_lowercase_hex_digits() {
+        assert!(is_full_digest(&"0a".repeat(32)));
+        assert!(!is_full_digest(&"0A".repeat(32)));
+        assert!(!is_full_digest(&"0a".repeat(31)));
+        assert!(!is_full_digest(&"0g".repeat(32)));
     }
 
     #[test]

@@ -6,29 +6,33 @@ use std::fs::{self, File};
 use std::io::{self, BufReader};
 use std::path::{Path, PathBuf};
 
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::manifest::{FileEntry, Manifest};
-use super::names::{is_plain_file_name, short_digest, SHORT_DIGEST_LEN};
+use super::names::{self, is_bundle_id, is_plain_file_name, short_digest, SHORT_DIGEST_LEN};
 use super::write::{sha256_hex, HashingWriter, MANIFEST};
-use super::{bundle_ids, StoreError};
+use super::{bundle_ids, parse_head, scan_data_dir, StoreError, HEAD_FILE, STATE_DIR};
 
 /// The kind of difference found in one file or one link of the chain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ProblemKind {
     /// The file's size or sha256 differs from the manifest, or the manifest differs from the
-    /// digest in the bundle name.
+    /// digest in the bundle name or in the chain head.
     Changed,
     /// The manifest lists a file that is not there.
     Missing,
-    /// A file or directory is there that the manifest does not list.
+    /// A file or directory is there that the manifest does not list, or a bundle is newer
+    /// than the chain head.
     Extra,
-    /// A symbolic link sits where a file was expected; it is reported and never followed.
+    /// A symbolic link sits where a file or a bundle was expected; it is reported and never
+    /// followed.
     Symlink,
-    /// The directory name is not a bundle id, so the manifest cannot be checked against it.
+    /// The directory name is not a bundle id, or its time differs from the manifest's
+    /// `captured_at`.
     Misnamed,
-    /// The bundle that a `previous` digest names is gone.
+    /// A bundle that a `previous` digest or the chain head names is gone.
     Removed,
     /// A bundle's `previous` names a bundle that does not sort just before it.
     Reordered,
@@ -55,7 +59,8 @@ impl ProblemKind {
 /// One problem, shown as `CHANGED snapshot.json (detail)`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Problem {
-    /// The file inside the bundle, or for chain problems the bundle id.
+    /// The file inside the bundle; for chain problems the bundle id, or `bundle before <id>`
+    /// for a removed bundle whose id is not known.
     pub file: String,
     pub kind: ProblemKind,
     /// A few words on the difference; may be empty.
@@ -80,6 +85,9 @@ pub struct VerifyReport {
     /// Files whose size and sha256 were recomputed.
     pub checked_files: usize,
     pub problems: Vec<Problem>,
+    /// Limits of this check that are not problems, such as a data directory without a chain
+    /// head.
+    pub notes: Vec<String>,
 }
 
 impl VerifyReport {
@@ -114,20 +122,80 @@ impl VerifyReport {
             detail: detail.into(),
         });
     }
+
+    /// Adds a problem unless one of the same kind is already recorded for the same file.
+    fn push_once(&mut self, file: impl Into<String>, kind: ProblemKind, detail: impl Into<String>) {
+        let file = file.into();
+        let already = self
+            .problems
+            .iter()
+            .any(|problem| problem.file == file && problem.kind == kind);
+        if !already {
+            self.push(file, kind, detail);
+        }
+    }
 }
 
-/// Lists the problems, one per line.
+/// Lists the problems, one per line, then the notes as `NOTE ...` lines.
 impl fmt::Display for VerifyReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for problem in &self.problems {
             writeln!(f, "{problem}")?;
         }
+        for note in &self.notes {
+            writeln!(f, "NOTE {}", note.escape_debug())?;
+        }
         Ok(())
     }
 }
 
+/// The results of one `aegisir verify` run, one per path in the order given, and its exit
+/// code.
+#[derive(Debug)]
+pub struct VerifyOutcome {
+    pub results: Vec<(PathBuf, Result<VerifyReport, StoreError>)>,
+    /// 2 when any path could not be read, else 1 when any problem was found or a directory
+    /// held no bundles, else 0.
+    pub exit_code: u8,
+}
+
+impl VerifyOutcome {
+    fn new(results: Vec<(PathBuf, Result<VerifyReport, StoreError>)>) -> VerifyOutcome {
+        let exit_code = results
+            .iter()
+            .map(|(_, result)| result_exit_code(result))
+            .max()
+            .unwrap_or(0);
+        VerifyOutcome { results, exit_code }
+    }
+}
+
+fn result_exit_code(result: &Result<VerifyReport, StoreError>) -> u8 {
+    match result {
+        Ok(report) if report.is_ok() => 0,
+        Ok(_) => 1,
+        Err(StoreError::NoBundles { .. } | StoreError::IsABundle { .. }) => 1,
+        Err(_) => 2,
+    }
+}
+
+/// Verifies every bundle in `bundles` with [`verify`], continuing past paths that cannot be
+/// read.
+pub fn verify_paths(bundles: &[PathBuf]) -> VerifyOutcome {
+    let results = bundles
+        .iter()
+        .map(|bundle| (bundle.clone(), verify(bundle)))
+        .collect();
+    VerifyOutcome::new(results)
+}
+
+/// Verifies a data directory with [`verify_all`].
+pub fn verify_data_dir(dir: &Path) -> VerifyOutcome {
+    VerifyOutcome::new(vec![(dir.to_path_buf(), verify_all(dir))])
+}
+
 /// Recomputes the size and sha256 of every file of one bundle and compares them with its
-/// manifest, and the manifest with the digest in the directory name.
+/// manifest, and the manifest with the digest and the time in the directory name.
 ///
 /// Returns an error only when the bundle directory itself cannot be read.
 pub fn verify(bundle: &Path) -> Result<VerifyReport, StoreError> {
@@ -141,7 +209,7 @@ pub fn verify(bundle: &Path) -> Result<VerifyReport, StoreError> {
         ..VerifyReport::default()
     };
 
-    let Some(bytes) = read_manifest(&bundle, &mut report)? else {
+    let Some(bytes) = read_manifest(&bundle, MANIFEST, &mut report)? else {
         return Ok(report);
     };
     check_name(&bundle, &sha256_hex(&bytes), MANIFEST, &mut report);
@@ -156,21 +224,26 @@ pub fn verify(bundle: &Path) -> Result<VerifyReport, StoreError> {
             return Ok(report);
         }
     };
+    check_name_time(&bundle, manifest.captured_at, &mut report);
 
     check_listed_files(&bundle, &manifest, &mut report)?;
     check_unlisted_files(&bundle, &manifest, &mut report)?;
     Ok(report)
 }
 
-/// Reads `manifest.json`, recording a problem and returning `None` when it is absent or a
-/// symbolic link.
-fn read_manifest(bundle: &Path, report: &mut VerifyReport) -> Result<Option<Vec<u8>>, StoreError> {
+/// Reads `manifest.json`, recording one problem under `label` and returning `None` when it is
+/// absent, a symbolic link or not a regular file.
+fn read_manifest(
+    bundle: &Path,
+    label: &str,
+    report: &mut VerifyReport,
+) -> Result<Option<Vec<u8>>, StoreError> {
     let path = bundle.join(MANIFEST);
     let metadata = match fs::symlink_metadata(&path) {
         Ok(metadata) => metadata,
         Err(error) if error.kind() == io::ErrorKind::NotFound => {
             report.push(
-                MANIFEST,
+                label,
                 ProblemKind::Missing,
                 "nothing can be checked without it",
             );
@@ -179,7 +252,11 @@ fn read_manifest(bundle: &Path, report: &mut VerifyReport) -> Result<Option<Vec<
         Err(source) => return Err(StoreError::io("read", &path, source)),
     };
     if metadata.file_type().is_symlink() {
-        report.push(MANIFEST, ProblemKind::Symlink, "not followed");
+        report.push(label, ProblemKind::Symlink, "not followed");
+        return Ok(None);
+    }
+    if !metadata.is_file() {
+        report.push(label, ProblemKind::Changed, "not a regular file");
         return Ok(None);
     }
 
@@ -206,6 +283,21 @@ fn check_name(bundle: &Path, digest: &str, file: &str, report: &mut VerifyReport
             ),
         ),
         Some(_) => {}
+    }
+}
+
+/// Compares the time in the bundle name with the manifest's `captured_at`, formatted as in an
+/// id, because the digest in the name does not cover the time part.
+fn check_name_time(bundle: &Path, captured_at: DateTime<Utc>, report: &mut VerifyReport) {
+    let name = bundle.file_name().unwrap_or_default().to_string_lossy();
+    let Some(time) = names::id_time_part(&name) else {
+        return;
+    };
+    let expected = names::id_time_text(captured_at);
+    if time != expected {
+        let detail =
+            format!("the name has time {time}, but captured_at in {MANIFEST} is {expected}");
+        report.push(name.as_ref(), ProblemKind::Misnamed, detail);
     }
 }
 
@@ -314,23 +406,48 @@ struct Link {
     previous: Option<Option<String>>,
 }
 
+/// The contents of `.aegisir/head` as the chain walk sees them.
+enum HeadFile {
+    Absent,
+    /// The file is there but cannot be used; the problem to report.
+    Unusable(ProblemKind, &'static str),
+    Head {
+        id: String,
+        digest: String,
+    },
+}
+
 /// Walks the bundles of a data directory from oldest to newest and checks that each bundle's
-/// `previous` is the digest of the bundle just before it.
+/// `previous` is the digest of the bundle just before it, and that `.aegisir/head` names the
+/// newest bundle with its digest.
 ///
 /// Bundles are ordered by id, that is by capture time, so a bundle written while the clock
-/// stood earlier than for the bundle before it shows as reordered.
+/// stood earlier than for the bundle before it shows as reordered. Entries named like bundles
+/// that are symbolic links or files are reported and never followed.
+///
+/// Returns [`StoreError::NoBundles`] or [`StoreError::IsABundle`] when `dir` holds no bundle,
+/// nothing named like one, and no chain head.
 pub fn verify_chain(dir: &Path) -> Result<VerifyReport, StoreError> {
     if !dir.is_dir() {
         return Err(StoreError::NotADirectory {
             path: dir.to_path_buf(),
         });
     }
+    let scan = scan_data_dir(dir)?;
+    let head = read_head_file(dir)?;
+    if scan.bundles.is_empty()
+        && scan.non_directories.is_empty()
+        && matches!(head, HeadFile::Absent)
+    {
+        return Err(empty_dir_error(dir));
+    }
     let mut report = VerifyReport {
         subject: dir.to_path_buf(),
         ..VerifyReport::default()
     };
 
-    let links = read_links(dir, &mut report);
+    report_non_directories(&scan.non_directories, &mut report);
+    let links = read_links(dir, &scan.bundles, &mut report)?;
     let positions: HashMap<&str, usize> = links
         .iter()
         .enumerate()
@@ -340,56 +457,80 @@ pub fn verify_chain(dir: &Path) -> Result<VerifyReport, StoreError> {
         let before = index.checked_sub(1).map(|i| &links[i]);
         check_link(link, before, &links, &positions, &mut report);
     }
+
+    check_head(head, &links, &mut report);
     Ok(report)
 }
 
-fn read_links(dir: &Path, report: &mut VerifyReport) -> Vec<Link> {
-    let ids = match bundle_ids(dir) {
-        Ok(ids) => ids,
-        Err(error) => {
+/// Tells a directory that is itself a bundle apart from any other directory without bundles.
+fn empty_dir_error(dir: &Path) -> StoreError {
+    let path = dir.to_path_buf();
+    let named_like_bundle = dir
+        .file_name()
+        .and_then(|name| name.to_str())
+        .is_some_and(is_bundle_id);
+    let has_manifest = fs::symlink_metadata(dir.join(MANIFEST)).is_ok();
+    if named_like_bundle || has_manifest {
+        StoreError::IsABundle { path }
+    } else {
+        StoreError::NoBundles { path }
+    }
+}
+
+fn report_non_directories(non_directories: &[(String, bool)], report: &mut VerifyReport) {
+    for (name, is_symlink) in non_directories {
+        if *is_symlink {
             report.push(
-                dir.display().to_string(),
-                ProblemKind::Missing,
-                error.to_string(),
+                name,
+                ProblemKind::Symlink,
+                "named like a bundle; not followed",
             );
-            return Vec::new();
+        } else {
+            report.push(
+                name,
+                ProblemKind::Extra,
+                "named like a bundle, but not a directory",
+            );
         }
+    }
+}
+
+fn read_links(
+    dir: &Path,
+    ids: &[String],
+    report: &mut VerifyReport,
+) -> Result<Vec<Link>, StoreError> {
+    let mut links = Vec::with_capacity(ids.len());
+    for id in ids {
+        links.push(read_link(dir, id, report)?);
+    }
+    Ok(links)
+}
+
+/// Reads one bundle's manifest for the chain walk and checks it against the bundle name.
+fn read_link(dir: &Path, id: &str, report: &mut VerifyReport) -> Result<Link, StoreError> {
+    let bundle = dir.join(id);
+    let label = format!("{id}/{MANIFEST}");
+    let mut link = Link {
+        id: id.to_string(),
+        digest: None,
+        previous: None,
+    };
+    let Some(bytes) = read_manifest(&bundle, &label, report)? else {
+        return Ok(link);
     };
 
-    let mut links = Vec::new();
-    for id in ids {
-        let path = dir.join(&id).join(MANIFEST);
-        let bytes = super::read_regular_file(&path);
-        let Some(bytes) = bytes else {
-            report.push(format!("{id}/{MANIFEST}"), ProblemKind::Missing, "");
-            links.push(Link {
-                id,
-                digest: None,
-                previous: None,
-            });
-            continue;
-        };
-
-        let digest = sha256_hex(&bytes);
-        check_name(&dir.join(&id), &digest, &format!("{id}/{MANIFEST}"), report);
-        report.checked_files += 1;
-        let previous = serde_json::from_slice::<Manifest>(&bytes)
-            .ok()
-            .map(|m| m.previous);
-        if previous.is_none() {
-            report.push(
-                format!("{id}/{MANIFEST}"),
-                ProblemKind::Changed,
-                "not a valid manifest",
-            );
+    let digest = sha256_hex(&bytes);
+    check_name(&bundle, &digest, &label, report);
+    link.digest = Some(digest);
+    match serde_json::from_slice::<Manifest>(&bytes) {
+        Ok(manifest) => {
+            check_name_time(&bundle, manifest.captured_at, report);
+            link.previous = Some(manifest.previous);
         }
-        links.push(Link {
-            id,
-            digest: Some(digest),
-            previous,
-        });
+        Err(_) => report.push(&label, ProblemKind::Changed, "not a valid manifest"),
     }
-    links
+    Ok(link)
 }
 
 /// Checks one bundle's `previous` against the bundle before it and names the likely cause
@@ -414,41 +555,129 @@ fn check_link(
             report.push(&link.id, ProblemKind::BrokenChain, detail);
         }
         (Some(found), _) => {
-            let (kind, detail) = classify_mismatch(found, before, links, positions);
-            report.push(&link.id, kind, detail);
+            let problem = classify_mismatch(&link.id, found, before, links, positions);
+            report.problems.push(problem);
         }
     }
 }
 
+/// Names the cause of a `previous` that is not the digest of the bundle before `id`.
 fn classify_mismatch(
+    id: &str,
     found: &str,
     before: Option<&Link>,
     links: &[Link],
     positions: &HashMap<&str, usize>,
-) -> (ProblemKind, String) {
-    let short = &found[..SHORT_DIGEST_LEN.min(found.len())];
+) -> Problem {
+    let problem = |file: String, kind, detail: String| Problem { file, kind, detail };
+    if !names::is_full_digest(found) {
+        let detail = format!("previous {found:?} is not a sha256 digest");
+        return problem(id.to_string(), ProblemKind::BrokenChain, detail);
+    }
     if let Some(&position) = positions.get(found) {
         let detail = format!(
             "previous is {}, which does not sort just before it",
             links[position].id
         );
-        return (ProblemKind::Reordered, detail);
+        return problem(id.to_string(), ProblemKind::Reordered, detail);
     }
 
+    let short = &found[..SHORT_DIGEST_LEN];
     let before_short = before.and_then(|b| short_digest(&b.id));
     if let Some(before) = before.filter(|_| before_short == Some(short)) {
         let detail = format!(
             "previous does not match {}/{MANIFEST}, which was changed",
             before.id
         );
-        return (ProblemKind::BrokenChain, detail);
+        return problem(id.to_string(), ProblemKind::BrokenChain, detail);
     }
-    let detail = format!("the bundle before it, digest {short}, is missing");
-    (ProblemKind::Removed, detail)
+    let detail = format!("its previous digest {short}... matches no bundle");
+    problem(format!("bundle before {id}"), ProblemKind::Removed, detail)
+}
+
+/// Reads `.aegisir/head` without following a symbolic link.
+fn read_head_file(dir: &Path) -> Result<HeadFile, StoreError> {
+    let path = dir.join(STATE_DIR).join(HEAD_FILE);
+    let metadata = match fs::symlink_metadata(&path) {
+        Ok(metadata) => metadata,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(HeadFile::Absent),
+        Err(source) => return Err(StoreError::io("read", &path, source)),
+    };
+    if metadata.file_type().is_symlink() {
+        return Ok(HeadFile::Unusable(ProblemKind::Symlink, "not followed"));
+    }
+    if !metadata.is_file() {
+        return Ok(HeadFile::Unusable(
+            ProblemKind::Changed,
+            "not a regular file",
+        ));
+    }
+
+    let bytes = fs::read(&path).map_err(|source| StoreError::io("read", &path, source))?;
+    let text = String::from_utf8_lossy(&bytes);
+    Ok(match parse_head(&text) {
+        Some((id, digest)) => HeadFile::Head {
+            id: id.to_string(),
+            digest: digest.to_string(),
+        },
+        None => HeadFile::Unusable(ProblemKind::Changed, "expected `<bundle id> <sha256>`"),
+    })
+}
+
+/// Checks that the head names an existing bundle with its digest and that no bundle is newer.
+fn check_head(head: HeadFile, links: &[Link], report: &mut VerifyReport) {
+    let label = format!("{STATE_DIR}/{HEAD_FILE}");
+    match head {
+        HeadFile::Absent if links.is_empty() => {}
+        HeadFile::Absent => report.notes.push(format!(
+            "{label} is absent, so removing the newest bundle cannot be detected; \
+             data directories written before AegisIR recorded a chain head have none"
+        )),
+        HeadFile::Unusable(kind, detail) => report.push(label, kind, detail),
+        HeadFile::Head { id, digest } => check_head_bundle(&id, &digest, links, report),
+    }
+}
+
+fn check_head_bundle(id: &str, digest: &str, links: &[Link], report: &mut VerifyReport) {
+    let Some(position) = links.iter().position(|link| link.id == id) else {
+        report_missing_head(id, digest, links, report);
+        return;
+    };
+
+    let found = links[position].digest.as_deref();
+    if let Some(found) = found.filter(|found| *found != digest) {
+        let detail = format!(
+            "sha256 {}... does not match {}... in {STATE_DIR}/{HEAD_FILE}",
+            &found[..SHORT_DIGEST_LEN],
+            &digest[..SHORT_DIGEST_LEN]
+        );
+        report.push_once(format!("{id}/{MANIFEST}"), ProblemKind::Changed, detail);
+    }
+
+    // NOTE: a crash between a bundle's rename and the head update leaves the head one bundle
+    // behind, so that last bundle shows as extra although the store wrote it.
+    for newer in &links[position + 1..] {
+        let detail = format!("newer than {id}, the newest bundle in {STATE_DIR}/{HEAD_FILE}");
+        report.push(&newer.id, ProblemKind::Extra, detail);
+    }
+}
+
+/// Reports the bundle the head names as removed, or as renamed when its digest is still there.
+fn report_missing_head(id: &str, digest: &str, links: &[Link], report: &mut VerifyReport) {
+    match links
+        .iter()
+        .find(|link| link.digest.as_deref() == Some(digest))
+    {
+        Some(renamed) => {
+            let detail = format!("{STATE_DIR}/{HEAD_FILE} records this bundle as {id}");
+            report.push_once(&renamed.id, ProblemKind::Misnamed, detail);
+        }
+        None => report.push(id, ProblemKind::Removed, "the newest bundle"),
+    }
 }
 
 /// Verifies every bundle of a data directory and the chain between them. Problems of one
-/// bundle are named `<id>/<file>`.
+/// bundle are named `<id>/<file>`, and problems of its name `<id>`.
 pub fn verify_all(dir: &Path) -> Result<VerifyReport, StoreError> {
     let mut report = verify_chain(dir)?;
     report.checked_files = 0;
@@ -456,15 +685,13 @@ pub fn verify_all(dir: &Path) -> Result<VerifyReport, StoreError> {
         let bundle = verify(&dir.join(&id))?;
         report.checked_files += bundle.checked_files;
         for problem in bundle.problems {
-            let file = format!("{id}/{}", problem.file);
+            let file = if problem.file == id {
+                id.clone()
+            } else {
+                format!("{id}/{}", problem.file)
+            };
             // The chain walk already compared each manifest with its bundle name.
-            let already = report
-                .problems
-                .iter()
-                .any(|p| p.file == file && p.kind == problem.kind);
-            if !already {
-                report.push(file, problem.kind, problem.detail);
-            }
+            report.push_once(file, problem.kind, problem.detail);
         }
     }
     Ok(report)
@@ -701,9 +928,14 @@ mod tests {
         fs::remove_dir_all(&bundles[1].path).unwrap();
 
         let report = verify_chain(store.dir()).unwrap();
+        let removed = format!("bundle before {}", bundles[2].id);
+        assert_eq!(problems(&report), [problem(&removed, ProblemKind::Removed)]);
         assert_eq!(
-            problems(&report),
-            [problem(&bundles[2].id, ProblemKind::Removed)]
+            report.to_string(),
+            format!(
+                "REMOVED {removed} (its previous digest {}... matches no bundle)\n",
+                &bundles[1].digest[..SHORT_DIGEST_LEN]
+            )
         );
     }
 
@@ -714,10 +946,8 @@ mod tests {
         fs::remove_dir_all(&bundles[0].path).unwrap();
 
         let report = verify_chain(store.dir()).unwrap();
-        assert_eq!(
-            problems(&report),
-            [problem(&bundles[1].id, ProblemKind::Removed)]
-        );
+        let removed = format!("bundle before {}", bundles[1].id);
+        assert_eq!(problems(&report), [problem(&removed, ProblemKind::Removed)]);
     }
 
     #[test]
@@ -787,7 +1017,10 @@ mod tests {
         assert_eq!(
             problems(&report),
             [
-                problem(&bundles[2].id, ProblemKind::Removed),
+                problem(
+                    &format!("bundle before {}", bundles[2].id),
+                    ProblemKind::Removed
+                ),
                 problem(&format!("{}/notes.txt", bundles[0].id), ProblemKind::Extra),
             ]
         );
@@ -796,5 +1029,326 @@ mod tests {
             report.summary(),
             format!("FAILED {}: 2 problems", store.dir().display())
         );
+    }
+
+    fn head_path(store: &BundleStore) -> PathBuf {
+        store.dir().join(STATE_DIR).join(HEAD_FILE)
+    }
+
+    fn error_of(outcome: &VerifyOutcome) -> String {
+        match &outcome.results[0].1 {
+            Ok(report) => panic!("expected an error, got {report}"),
+            Err(error) => error.to_string(),
+        }
+    }
+
+    #[test]
+    fn verify_all_rejects_directory_without_bundles() {
+        let tmp = tempfile::tempdir().unwrap();
+        fs::write(tmp.path().join("passwd"), b"root:x:0:0").unwrap();
+        fs::create_dir(tmp.path().join("ssh")).unwrap();
+
+        let outcome = verify_data_dir(tmp.path());
+        assert_eq!(outcome.exit_code, 1);
+        assert_eq!(
+            error_of(&outcome),
+            format!("no bundles found in {}", tmp.path().display())
+        );
+    }
+
+    #[test]
+    fn verify_all_rejects_parent_of_data_directory() {
+        let (tmp, store) = store();
+        write_sample(&store);
+
+        let outcome = verify_data_dir(tmp.path());
+        assert_eq!(outcome.exit_code, 1);
+        assert_eq!(
+            error_of(&outcome),
+            format!("no bundles found in {}", tmp.path().display())
+        );
+    }
+
+    #[test]
+    fn verify_all_rejects_bundle_directory() {
+        let (_tmp, store) = store();
+        let info = write_sample(&store);
+
+        let outcome = verify_data_dir(&info.path);
+        assert_eq!(outcome.exit_code, 1);
+        let path = info.path.display();
+        assert_eq!(
+            error_of(&outcome),
+            format!("{path} is a bundle; use `aegisir verify {path}`")
+        );
+    }
+
+    #[test]
+    fn verify_all_rejects_renamed_bundle_directory() {
+        let (tmp, store) = store();
+        let info = write_sample(&store);
+        let renamed = tmp.path().join("evidence");
+        fs::rename(&info.path, &renamed).unwrap();
+
+        let error = verify_all(&renamed).unwrap_err();
+        assert!(matches!(error, StoreError::IsABundle { .. }), "{error}");
+    }
+
+    #[test]
+    fn verify_all_passes_on_intact_store_with_head() {
+        let (_tmp, store) = store();
+        let bundles = chain_of_three(&store);
+        let head = fs::read_to_string(head_path(&store)).unwrap();
+        assert_eq!(head, format!("{} {}\n", bundles[2].id, bundles[2].digest));
+
+        let report = verify_all(store.dir()).unwrap();
+        assert_eq!(report.problems, []);
+        assert_eq!(report.notes, Vec::<String>::new());
+        assert_eq!(verify_data_dir(store.dir()).exit_code, 0);
+    }
+
+    #[test]
+    fn verify_chain_detects_removed_newest_bundle() {
+        let (_tmp, store) = store();
+        let bundles = chain_of_three(&store);
+        fs::remove_dir_all(&bundles[2].path).unwrap();
+
+        let report = verify_chain(store.dir()).unwrap();
+        assert_eq!(
+            report.to_string(),
+            format!("REMOVED {} (the newest bundle)\n", bundles[2].id)
+        );
+        let all = verify_all(store.dir()).unwrap();
+        assert_eq!(
+            problems(&all),
+            [problem(&bundles[2].id, ProblemKind::Removed)]
+        );
+    }
+
+    #[test]
+    fn verify_chain_detects_removal_of_every_bundle() {
+        let (_tmp, store) = store();
+        let info = write_sample(&store);
+        fs::remove_dir_all(&info.path).unwrap();
+
+        let report = verify_all(store.dir()).unwrap();
+        assert_eq!(problems(&report), [problem(&info.id, ProblemKind::Removed)]);
+        assert_eq!(verify_data_dir(store.dir()).exit_code, 1);
+    }
+
+    #[test]
+    fn verify_chain_notes_absent_head() {
+        let (_tmp, store) = store();
+        chain_of_three(&store);
+        fs::remove_file(head_path(&store)).unwrap();
+
+        let report = verify_chain(store.dir()).unwrap();
+        assert_eq!(report.problems, []);
+        assert_eq!(report.notes.len(), 1);
+        assert!(
+            report.notes[0].starts_with(".aegisir/head is absent"),
+            "{}",
+            report.notes[0]
+        );
+        assert!(report
+            .to_string()
+            .starts_with("NOTE .aegisir/head is absent"));
+        assert_eq!(verify_data_dir(store.dir()).exit_code, 0);
+    }
+
+    #[test]
+    fn verify_chain_detects_head_digest_mismatch() {
+        let (_tmp, store) = store();
+        let info = write_sample(&store);
+        let mut digest = info.digest.clone();
+        let last = if digest.ends_with('0') { "1" } else { "0" };
+        digest.replace_range(63.., last);
+        fs::write(head_path(&store), format!("{} {digest}\n", info.id)).unwrap();
+
+        let report = verify_chain(store.dir()).unwrap();
+        let manifest = format!("{}/{MANIFEST}", info.id);
+        assert_eq!(
+            problems(&report),
+            [problem(&manifest, ProblemKind::Changed)]
+        );
+        assert!(
+            report.problems[0].detail.contains("in .aegisir/head"),
+            "{report}"
+        );
+    }
+
+    #[test]
+    fn verify_chain_detects_bundle_newer_than_head() {
+        let (_tmp, store) = store();
+        let bundles = chain_of_three(&store);
+        let head = format!("{} {}\n", bundles[1].id, bundles[1].digest);
+        fs::write(head_path(&store), head).unwrap();
+
+        let report = verify_chain(store.dir()).unwrap();
+        assert_eq!(
+            problems(&report),
+            [problem(&bundles[2].id, ProblemKind::Extra)]
+        );
+    }
+
+    #[test]
+    fn verify_chain_rejects_malformed_head() {
+        let (_tmp, store) = store();
+        write_sample(&store);
+        fs::write(head_path(&store), b"../etc/passwd deadbeef\n").unwrap();
+
+        let report = verify_chain(store.dir()).unwrap();
+        assert_eq!(
+            problems(&report),
+            [problem(".aegisir/head", ProblemKind::Changed)]
+        );
+    }
+
+    #[test]
+    fn verify_chain_reports_renamed_head_bundle() {
+        let (_tmp, store) = store();
+        let bundles = chain_of_three(&store);
+        let renamed_id = format!(
+            "2026-12-03T21-59-00.000Z_{}",
+            &bundles[2].digest[..SHORT_DIGEST_LEN]
+        );
+        fs::rename(&bundles[2].path, store.dir().join(&renamed_id)).unwrap();
+
+        let report = verify_all(store.dir()).unwrap();
+        assert_eq!(
+            problems(&report),
+            [problem(&renamed_id, ProblemKind::Misnamed)]
+        );
+        assert!(
+            report.problems[0].detail.contains("captured_at"),
+            "{report}"
+        );
+    }
+
+    #[test]
+    fn verify_detects_renamed_time() {
+        let (_tmp, store) = store();
+        let bundles = chain_of_three(&store);
+        let short = &bundles[1].digest[..SHORT_DIGEST_LEN];
+        let renamed_id = format!("2026-12-03T21-46-38.813Z_{short}");
+        let renamed = store.dir().join(&renamed_id);
+        fs::rename(&bundles[1].path, &renamed).unwrap();
+
+        let single = verify(&renamed).unwrap();
+        assert_eq!(
+            single.to_string(),
+            format!(
+                "MISNAMED {renamed_id} (the name has time 2026-12-03T21-46-38.813Z, \
+                 but captured_at in manifest.json is 2026-12-03T21-46-38.812Z)\n"
+            )
+        );
+        let all = verify_all(store.dir()).unwrap();
+        assert_eq!(
+            problems(&all),
+            [problem(&renamed_id, ProblemKind::Misnamed)]
+        );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn verify_all_reports_symlinked_bundle_directory() {
+        let (tmp, store) = store();
+        let info = write_sample(&store);
+        let elsewhere = tmp.path().join("elsewhere");
+        fs::create_dir(&elsewhere).unwrap();
+        let linked_id = "2026-12-03T21-50-00.000Z_aaaaaaaaaaaa";
+        std::os::unix::fs::symlink(&elsewhere, store.dir().join(linked_id)).unwrap();
+        fs::write(
+            store.dir().join("2026-12-03T21-51-00.000Z_bbbbbbbbbbbb"),
+            b"x",
+        )
+        .unwrap();
+
+        let report = verify_all(store.dir()).unwrap();
+        assert_eq!(
+            problems(&report),
+            [
+                problem(linked_id, ProblemKind::Symlink),
+                problem("2026-12-03T21-51-00.000Z_bbbbbbbbbbbb", ProblemKind::Extra),
+            ]
+        );
+        assert_eq!(report.checked_files, 6);
+        let listed: Vec<String> = store.list().unwrap().into_iter().map(|b| b.id).collect();
+        assert_eq!(listed, [info.id]);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn verify_all_reports_symlinked_manifest_once() {
+        let (tmp, store) = store();
+        let info = write_sample(&store);
+        let copy = tmp.path().join("manifest-copy.json");
+        fs::copy(info.path.join(MANIFEST), &copy).unwrap();
+        fs::remove_file(info.path.join(MANIFEST)).unwrap();
+        std::os::unix::fs::symlink(&copy, info.path.join(MANIFEST)).unwrap();
+
+        let report = verify_all(store.dir()).unwrap();
+        let manifest = format!("{}/{MANIFEST}", info.id);
+        assert_eq!(
+            problems(&report),
+            [problem(&manifest, ProblemKind::Symlink)]
+        );
+    }
+
+    #[test]
+    fn verify_chain_rejects_previous_that_is_not_a_digest() {
+        let (_tmp, store) = store();
+        let bundles = chain_of_three(&store);
+        let path = bundles[2].path.join(MANIFEST);
+        let text = fs::read_to_string(&path).unwrap();
+        let tampered = text.replace(&bundles[1].digest, "ééééééééééééé");
+        fs::write(&path, tampered).unwrap();
+
+        let report = verify_chain(store.dir()).unwrap();
+        let kinds: Vec<ProblemKind> = report.problems.iter().map(|p| p.kind).collect();
+        assert_eq!(kinds, [ProblemKind::Changed, ProblemKind::BrokenChain]);
+        assert!(
+            report.problems[1].detail.contains("is not a sha256 digest"),
+            "{report}"
+        );
+    }
+
+    #[test]
+    fn verify_paths_checks_every_argument() {
+        let (tmp, store) = store();
+        let bundles = chain_of_three(&store);
+        fs::write(bundles[2].path.join("planted.txt"), b"x").unwrap();
+        let absent = tmp.path().join("absent");
+        let paths = [
+            bundles[0].path.clone(),
+            absent.clone(),
+            bundles[2].path.clone(),
+        ];
+
+        let outcome = verify_paths(&paths);
+        let checked: Vec<&Path> = outcome.results.iter().map(|(p, _)| p.as_path()).collect();
+        assert_eq!(
+            checked,
+            [bundles[0].path.as_path(), &absent, &bundles[2].path]
+        );
+        assert!(outcome.results[0].1.as_ref().unwrap().is_ok());
+        assert!(outcome.results[1].1.is_err());
+        let third = outcome.results[2].1.as_ref().unwrap();
+        assert_eq!(
+            problems(third),
+            [problem("planted.txt", ProblemKind::Extra)]
+        );
+        assert_eq!(outcome.exit_code, 2);
+    }
+
+    #[test]
+    fn verify_paths_exit_code_is_worst_result() {
+        let (_tmp, store) = store();
+        let bundles = chain_of_three(&store);
+        let intact = [bundles[0].path.clone(), bundles[1].path.clone()];
+        assert_eq!(verify_paths(&intact).exit_code, 0);
+
+        fs::write(bundles[1].path.join("planted.txt"), b"x").unwrap();
+        assert_eq!(verify_paths(&intact).exit_code, 1);
     }
 }
