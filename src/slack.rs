@@ -8,7 +8,8 @@
 //! - [`outbox`] keeps pending messages as files, so a restart while Slack is down still
 //!   delivers them.
 //! - [`delivery`] runs the background task that posts them in order, about one per second,
-//!   waiting out 429s and retrying 5xx and transport errors with backoff.
+//!   waiting out 429s, retrying 5xx and transport errors with backoff, and retrying messages
+//!   that ran out of attempts after a cool-down.
 //!
 //! The webhook URL is a secret: it is never logged, never shown by `Debug`, and stripped from
 //! every error message.
@@ -29,7 +30,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use crate::tls::install_crypto_provider;
-pub use delivery::{Notifier, NotifierHandle};
+pub use delivery::{Notifier, NotifierHandle, NotifierOptions, FAILED_REQUEUE_INTERVAL};
 pub use message::{capture_message, resolved_message, CaptureNotice, Message};
 
 /// Settings for reaching Slack: the webhook, the pacing and the retry limits.
@@ -43,7 +44,8 @@ pub struct SlackSettings {
     /// Minimum time between two requests to Slack; the default of 1 s allows about one
     /// message per second. It is also the first backoff step after a 5xx or a transport error.
     pub min_interval: Duration,
-    /// Requests made for one message before it is moved to `failed/` in the outbox.
+    /// Requests made for one message before it is moved to `failed/` in the outbox, which
+    /// retries it after a cool-down. The default is 6.
     pub max_attempts: u32,
     /// Maximum wait between two attempts, whether Slack requested it with `Retry-After` or
     /// it comes from the exponential backoff. Jitter of up to a tenth is added on top.
@@ -123,6 +125,11 @@ mod tests {
         assert!(!debug.contains("very-secret-token"), "{debug}");
         assert!(!debug.contains("hooks.slack.com"), "{debug}");
         assert!(debug.contains("<redacted>"), "{debug}");
+    }
+
+    #[test]
+    fn default_max_attempts_is_six() {
+        assert_eq!(SlackSettings::default().max_attempts, 6);
     }
 
     #[test]

@@ -1,10 +1,11 @@
 //! Block Kit block lists that stay inside Slack's size limits.
 //!
 //! Slack rejects a whole message (`invalid_blocks`) when one block breaks a limit, so every
-//! text is cut or split here before it becomes a block: long sections and code tables are
-//! split at line ends into several sections, and blocks past the limit of 50 are replaced by a
-//! context block that states how many were left out and which bundle holds everything. All
-//! text passed in must already be escaped (see [`super::escape`]).
+//! text is cut or split here before it becomes a block. Long sections and code tables are
+//! split at line ends into several sections. Blocks past the limit of 50, or past the bound
+//! on the whole payload's size, are replaced by a context block that states how many were
+//! left out and which bundle contains everything. All text passed in must already be escaped
+//! (see [`super::escape`]).
 
 use serde_json::{json, Value};
 
@@ -25,6 +26,15 @@ pub const MAX_FIELD_TEXT: usize = 2000;
 pub const MAX_CONTEXT_TEXT: usize = 2000;
 /// Maximum length of the message's `text` fallback, which notifications and old clients show.
 pub const MAX_FALLBACK_TEXT: usize = 4000;
+/// Maximum size of a whole message as compact JSON, in UTF-8 bytes, which are never fewer than
+/// its characters. Microsoft's reference for its Slack connector (`PostMessageRequest`) states
+/// that Slack truncates messages of more than 40,000 characters, so this is a conservative
+/// bound rather than a limit Slack documents for blocks.
+///
+/// NOTE: a bolt-js issue (slackapi/bolt-js#2509) reports `msg_blocks_too_long` from
+/// `chat.postMessage` at about 13,200 characters of blocks. A message between that size and
+/// this bound may still be rejected.
+pub const MAX_PAYLOAD_BYTES: usize = 40_000;
 
 const CODE_FENCE: &str = "```";
 
@@ -101,23 +111,65 @@ impl Blocks {
         self.list.is_empty()
     }
 
-    /// Appends `footer` as the last block and returns the list, at most 50 blocks long.
+    /// Appends `footer` as the last block and returns the list, at most 50 blocks long and at
+    /// most `max_json_bytes` long as compact JSON (see [`blocks_budget`]).
     ///
-    /// When there are more, the blocks before the footer are cut and a context block names
-    /// how many were left out and, when given, the bundle that holds the full capture.
-    pub fn finish(mut self, footer: &str, bundle_id: Option<&str>) -> Vec<Value> {
-        let room = MAX_BLOCKS - 1;
-        if self.list.len() > room {
-            let keep = room - 1;
-            let left_out = self.list.len() - keep;
-            self.list.truncate(keep);
-            self.list
-                .push(context_block(&left_out_notice(left_out, bundle_id)));
+    /// When the blocks do not fit, the last ones before the footer are cut and a context block
+    /// names how many were left out and, when given, the bundle that holds the full capture.
+    pub fn finish(
+        mut self,
+        footer: &str,
+        bundle_id: Option<&str>,
+        max_json_bytes: usize,
+    ) -> Vec<Value> {
+        let footer = context_block(footer);
+        // The brackets around the list and the footer without its comma.
+        let fixed_bytes = 2 + json_len(&footer);
+        let block_bytes: Vec<usize> = self.list.iter().map(|block| json_len(block) + 1).collect();
+        let total_bytes: usize = block_bytes.iter().sum();
+        if self.list.len() < MAX_BLOCKS && fixed_bytes + total_bytes <= max_json_bytes {
+            self.list.push(footer);
+            return self.list;
         }
 
-        self.list.push(context_block(footer));
+        // The notice counts at most every block, so this one is at least as long as the real one.
+        let widest_notice = context_block(&left_out_notice(self.list.len(), bundle_id));
+        let room = max_json_bytes.saturating_sub(fixed_bytes + json_len(&widest_notice) + 1);
+        let keep = prefix_within(&block_bytes, room, MAX_BLOCKS - 2);
+        let left_out = self.list.len() - keep;
+        self.list.truncate(keep);
+        self.list
+            .push(context_block(&left_out_notice(left_out, bundle_id)));
+        self.list.push(footer);
         self.list
     }
+}
+
+/// Returns the bytes left for the block list of a message whose fallback is `text`, so that
+/// the whole message stays within [`MAX_PAYLOAD_BYTES`].
+pub fn blocks_budget(text: &str) -> usize {
+    // The message is `{"text":<text>,"blocks":<list>}`.
+    let envelope = r#"{"text":,"blocks":}"#.len();
+    MAX_PAYLOAD_BYTES.saturating_sub(envelope + json_len(&Value::from(text)))
+}
+
+/// Returns the size of `value` as compact JSON, the form the message is sent in.
+pub fn json_len(value: &Value) -> usize {
+    value.to_string().len()
+}
+
+/// Returns how many of the leading `sizes` fit together in `room`, at most `max_count`.
+fn prefix_within(sizes: &[usize], room: usize, max_count: usize) -> usize {
+    let mut used = 0;
+    let mut count = 0;
+    for size in sizes.iter().take(max_count) {
+        if used + size > room {
+            break;
+        }
+        used += size;
+        count += 1;
+    }
+    count
 }
 
 /// Cuts a fallback text to Slack's 4000 code units.
@@ -161,7 +213,7 @@ mod tests {
         let mut blocks = Blocks::default();
         blocks.header(&"H".repeat(400));
 
-        let list = blocks.finish("footer", None);
+        let list = blocks.finish("footer", None, MAX_PAYLOAD_BYTES);
 
         let text = list[0]["text"]["text"].as_str().unwrap();
         assert_eq!(units(text), MAX_HEADER_TEXT);
@@ -177,7 +229,7 @@ mod tests {
         let mut blocks = Blocks::default();
         blocks.section(&text.join("\n"));
 
-        let list = blocks.finish("footer", None);
+        let list = blocks.finish("footer", None, MAX_PAYLOAD_BYTES);
 
         assert!(list.len() > 3);
         let sections = &list[..list.len() - 1];
@@ -198,7 +250,8 @@ mod tests {
         let mut blocks = Blocks::default();
         blocks.fields(&fields);
 
-        let list = blocks.finish("footer", None);
+        // These fields are larger than the payload bound, which is not under test here.
+        let list = blocks.finish("footer", None, usize::MAX);
 
         assert_eq!(list.len(), 4);
         let counts: Vec<usize> = list[..3]
@@ -221,7 +274,7 @@ mod tests {
         let mut blocks = Blocks::default();
         blocks.code("*Top processes*", &rows);
 
-        let list = blocks.finish("footer", None);
+        let list = blocks.finish("footer", None, MAX_PAYLOAD_BYTES);
 
         let sections = &list[..list.len() - 1];
         assert!(sections.len() >= 6, "{} sections", sections.len());
@@ -247,7 +300,7 @@ mod tests {
         let mut blocks = Blocks::default();
         blocks.code("*T*", &rows);
 
-        let list = blocks.finish("footer", None);
+        let list = blocks.finish("footer", None, MAX_PAYLOAD_BYTES);
 
         let text = section_text(&list[0]);
         assert!(units(text) <= MAX_SECTION_TEXT);
@@ -261,7 +314,11 @@ mod tests {
             blocks.section(&format!("section {i}"));
         }
 
-        let list = blocks.finish("the footer", Some("2026-12-03T21-45-38.812Z_9f2c4e1a7b3d"));
+        let list = blocks.finish(
+            "the footer",
+            Some("2026-12-03T21-45-38.812Z_9f2c4e1a7b3d"),
+            MAX_PAYLOAD_BYTES,
+        );
 
         assert_eq!(list.len(), MAX_BLOCKS);
         assert_eq!(section_text(&list[47]), "section 47");
@@ -281,10 +338,64 @@ mod tests {
             blocks.section(&format!("section {i}"));
         }
 
-        let list = blocks.finish("footer", Some("id"));
+        let list = blocks.finish("footer", Some("id"), MAX_PAYLOAD_BYTES);
 
         assert_eq!(list.len(), MAX_BLOCKS);
         assert_eq!(section_text(&list[48]), "section 48");
+    }
+
+    #[test]
+    fn finish_cuts_blocks_past_byte_budget() {
+        let mut blocks = Blocks::default();
+        for i in 0..30 {
+            blocks.section(&format!("{i:02} {}", "x".repeat(2900)));
+        }
+        let budget = 20_000;
+
+        let list = blocks.finish("the footer", Some("id"), budget);
+
+        let bytes = json_len(&Value::from(list.clone()));
+        assert!(bytes <= budget, "{bytes} bytes");
+        // Each section is about 2,950 bytes, so six fit beside the notice and the footer.
+        assert_eq!(list.len(), 8);
+        assert!(section_text(&list[5]).starts_with("05 "));
+        let notice = list[6]["elements"][0]["text"].as_str().unwrap();
+        assert_eq!(
+            notice,
+            "24 more blocks left out to stay within Slack's limits; the full capture is in \
+             bundle `id`."
+        );
+        assert_eq!(list[7]["elements"][0]["text"], "the footer");
+    }
+
+    #[test]
+    fn finish_counts_json_escapes_in_budget() {
+        let mut blocks = Blocks::default();
+        // Each quote becomes two bytes and each control character six in JSON.
+        blocks.section(&"\"\u{1}".repeat(1000));
+        let section_bytes = json_len(&blocks.list[0]);
+        assert!(section_bytes > 8000, "{section_bytes} bytes");
+
+        let list = blocks.finish("footer", None, 4000);
+
+        assert_eq!(list.len(), 2);
+        assert_eq!(list[0]["type"], "context");
+        assert!(json_len(&Value::from(list)) <= 4000);
+    }
+
+    #[test]
+    fn blocks_budget_leaves_room_for_text() {
+        let text = "t".repeat(1000);
+        let message = serde_json::json!({ "text": text, "blocks": [] });
+
+        let budget = blocks_budget(&text);
+
+        // The empty list `[]` in `message` is part of the blocks' share.
+        assert_eq!(budget, MAX_PAYLOAD_BYTES - json_len(&message) + 2);
+        assert_eq!(
+            budget,
+            MAX_PAYLOAD_BYTES - 1000 - 2 - r#"{"text":,"blocks":}"#.len()
+        );
     }
 
     #[test]

@@ -11,9 +11,11 @@
 //! | 5xx, 408, timeout, transport error | `error` | exponential backoff, retry |
 //! | other 4xx (400, 403, 404, 410, ...) | `rejected` | logged with Slack's error text, file moved to `rejected/` |
 //!
-//! A message that used up `max_attempts` moves to `failed/` and is retried after the next
-//! start. Every attempt is counted in `aegisir_slack_notifications_total{result}`; with no
-//! webhook URL each enqueued message counts once as `skipped`.
+//! A message that used up `max_attempts` moves to `failed/`. After a cool-down
+//! ([`FAILED_REQUEUE_INTERVAL`], 5 minutes by default) every message there goes back into the
+//! queue in its old place, so an outage longer than the retry budget still ends in delivery
+//! without a restart. Every attempt is counted in `aegisir_slack_notifications_total{result}`;
+//! with no webhook URL each enqueued message counts once as `skipped`.
 
 use std::collections::HashSet;
 use std::error::Error as _;
@@ -38,6 +40,27 @@ const MIN_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_ERROR_TEXT: usize = 512;
 /// Wait before reading the outbox again after it could not be read.
 const OUTBOX_RETRY: Duration = Duration::from_secs(5);
+/// Default wait between a message moving to `failed/` and the messages there going back into
+/// the queue. With the default settings one message spends 1 + 2 + 4 + 8 + 16 s backing off.
+/// The cool-down is about ten times that, so an unreachable Slack gets one round of six
+/// requests per message every five minutes or so.
+pub const FAILED_REQUEUE_INTERVAL: Duration = Duration::from_secs(300);
+
+/// Tuning of the delivery task that is not a user setting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotifierOptions {
+    /// Wait after a message moved to `failed/` before every message there goes back into the
+    /// queue.
+    pub failed_requeue_interval: Duration,
+}
+
+impl Default for NotifierOptions {
+    fn default() -> Self {
+        NotifierOptions {
+            failed_requeue_interval: FAILED_REQUEUE_INTERVAL,
+        }
+    }
+}
 
 /// Starts background delivery of Slack messages.
 pub struct Notifier;
@@ -51,6 +74,16 @@ impl Notifier {
         outbox_dir: PathBuf,
         metrics: Metrics,
     ) -> Result<NotifierHandle, SlackError> {
+        Notifier::start_with(settings, outbox_dir, metrics, NotifierOptions::default())
+    }
+
+    /// Starts delivery like [`Notifier::start`], with `options` in place of the defaults.
+    pub fn start_with(
+        settings: SlackSettings,
+        outbox_dir: PathBuf,
+        metrics: Metrics,
+        options: NotifierOptions,
+    ) -> Result<NotifierHandle, SlackError> {
         let Some(url) = settings.webhook_url.as_deref() else {
             return Ok(NotifierHandle::unconfigured(metrics));
         };
@@ -62,12 +95,14 @@ impl Notifier {
 
         let delivery = Delivery {
             settings,
+            options,
             url,
             client,
             outbox: Arc::clone(&outbox),
             metrics: metrics.clone(),
             wake: Arc::clone(&wake),
             last_attempt: None,
+            requeue_at: None,
             stuck: HashSet::new(),
         };
         runtime.spawn(delivery.run());
@@ -270,6 +305,7 @@ fn describe_error(error: &reqwest::Error) -> String {
 /// The delivery task's state.
 struct Delivery {
     settings: SlackSettings,
+    options: NotifierOptions,
     url: WebhookUrl,
     client: reqwest::Client,
     outbox: Arc<Outbox>,
@@ -277,6 +313,8 @@ struct Delivery {
     wake: Arc<Notify>,
     /// When the last request started, for pacing.
     last_attempt: Option<Instant>,
+    /// When the messages in `failed/` go back into the queue; `None` while none are waiting.
+    requeue_at: Option<Instant>,
     /// Files that are done with but could not be removed from the queue. They are skipped
     /// until the next start, so that a read-only outbox cannot resend one message forever.
     stuck: HashSet<PathBuf>,
@@ -292,6 +330,7 @@ impl Delivery {
         );
 
         loop {
+            self.requeue_failed_if_due();
             match self.outbox.pending() {
                 Ok(files) => {
                     let queued: Vec<&PathBuf> = files
@@ -301,7 +340,7 @@ impl Delivery {
                     self.metrics.slack_outbox_depth.set(queued.len() as i64);
                     match queued.first() {
                         Some(path) => self.deliver(path).await,
-                        None => self.wake.notified().await,
+                        None => self.wait_for_work().await,
                     }
                 }
                 Err(error) => {
@@ -311,6 +350,45 @@ impl Delivery {
                 }
             }
         }
+    }
+
+    /// Waits until a message is enqueued or the messages in `failed/` are due again.
+    async fn wait_for_work(&self) {
+        match self.requeue_at {
+            Some(deadline) => {
+                // Timing out is the expected way to reach the deadline.
+                let _ = tokio::time::timeout_at(deadline, self.wake.notified()).await;
+            }
+            None => self.wake.notified().await,
+        }
+    }
+
+    /// Moves the messages in `failed/` back into the queue once their cool-down has passed.
+    fn requeue_failed_if_due(&mut self) {
+        let Some(deadline) = self.requeue_at else {
+            return;
+        };
+        if Instant::now() < deadline {
+            return;
+        }
+
+        self.requeue_at = None;
+        match self.outbox.requeue_failed() {
+            Ok(0) => {}
+            Ok(requeued) => warn!(requeued, "retrying Slack messages from failed/"),
+            Err(error) => {
+                let retry_secs = self.options.failed_requeue_interval.as_secs();
+                error!(%error, retry_secs, "failed to move Slack messages out of failed/");
+                self.schedule_requeue();
+            }
+        }
+    }
+
+    /// Sets the time the messages in `failed/` go back into the queue, unless one is set.
+    fn schedule_requeue(&mut self) {
+        let interval = self.options.failed_requeue_interval;
+        self.requeue_at
+            .get_or_insert_with(|| Instant::now() + interval);
     }
 
     /// Delivers one outbox file, retrying as its responses allow, and then removes it or moves
@@ -469,11 +547,16 @@ impl Delivery {
     }
 
     fn finish_failed(&mut self, path: &Path, attempts: u32, last_reason: &str) {
+        self.schedule_requeue();
+        let requeue_in_secs = self.requeue_at.map_or(0, |at| {
+            at.saturating_duration_since(Instant::now()).as_secs()
+        });
         error!(
             file = %path.display(),
             attempts,
             reason = %last_reason,
-            "Slack delivery failed on every attempt; moved to failed/ until the next start"
+            requeue_in_secs,
+            "Slack delivery failed on every attempt; moved to failed/ to be retried later"
         );
         self.after_move(path, self.outbox.fail(path));
     }
@@ -537,6 +620,20 @@ mod tests {
     fn start(settings: SlackSettings, dir: &Path) -> (NotifierHandle, Metrics) {
         let metrics = Metrics::new();
         let handle = Notifier::start(settings, dir.join("outbox"), metrics.clone()).unwrap();
+        (handle, metrics)
+    }
+
+    fn start_requeueing_after(
+        interval: Duration,
+        settings: SlackSettings,
+        dir: &Path,
+    ) -> (NotifierHandle, Metrics) {
+        let metrics = Metrics::new();
+        let options = NotifierOptions {
+            failed_requeue_interval: interval,
+        };
+        let outbox = dir.join("outbox");
+        let handle = Notifier::start_with(settings, outbox, metrics.clone(), options).unwrap();
         (handle, metrics)
     }
 
@@ -709,6 +806,80 @@ mod tests {
         assert_eq!(pending_count(dir.path()), 0);
         assert_eq!(count(&metrics, "error"), 2);
         assert_eq!(metrics.slack_retries_total.get(), 1);
+    }
+
+    #[tokio::test]
+    async fn failed_messages_are_retried_after_cooldown_in_order() {
+        let _serial = DELIVERY_TESTS.lock().await;
+        // Two attempts each for two messages fail, then Slack accepts everything.
+        let slack = SlackMock::start_with([
+            Reply::server_error(),
+            Reply::server_error(),
+            Reply::server_error(),
+            Reply::server_error(),
+        ])
+        .await;
+        let dir = tempfile::tempdir().unwrap();
+        let settings = SlackSettings {
+            max_attempts: 2,
+            ..fast_settings(&slack.url())
+        };
+        let cooldown = Duration::from_millis(400);
+        let (handle, metrics) = start_requeueing_after(cooldown, settings, dir.path());
+
+        handle.enqueue(message("first")).unwrap();
+        handle.enqueue(message("second")).unwrap();
+
+        assert!(eventually(|| outbox_files(dir.path(), "failed").len() == 2).await);
+        let delivered = slack.wait_for_messages(2, WAIT).await;
+        let texts: Vec<String> = delivered
+            .iter()
+            .map(|body| serde_json::from_str::<Message>(body).unwrap().text)
+            .collect();
+        assert_eq!(texts, vec!["first", "second"]);
+        let requests = slack.requests();
+        assert_eq!(requests.len(), 6);
+        // The cool-down starts when the first message moves to failed/, after request 2.
+        let cooled_for = requests[4].received_at - requests[1].received_at;
+        assert!(cooled_for >= cooldown, "retried after {cooled_for:?}");
+        assert_eq!(requests[4].json()["text"], "first");
+        assert!(eventually(|| pending_count(dir.path()) == 0).await);
+        assert!(outbox_files(dir.path(), "failed").is_empty());
+        assert_eq!(count(&metrics, "error"), 4);
+        assert_eq!(count(&metrics, "ok"), 2);
+    }
+
+    #[tokio::test]
+    async fn failed_message_waits_for_cooldown() {
+        let _serial = DELIVERY_TESTS.lock().await;
+        let slack = SlackMock::start_with([Reply::server_error()]).await;
+        let dir = tempfile::tempdir().unwrap();
+        let settings = SlackSettings {
+            max_attempts: 1,
+            ..fast_settings(&slack.url())
+        };
+        let (handle, _) = start_requeueing_after(Duration::from_secs(30), settings, dir.path());
+
+        handle.enqueue(message("later")).unwrap();
+
+        assert!(eventually(|| outbox_files(dir.path(), "failed").len() == 1).await);
+        handle.enqueue(message("newer")).unwrap();
+        assert_eq!(slack.wait_for_messages(1, WAIT).await.len(), 1);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(
+            slack.requests().len(),
+            2,
+            "the failed message was retried early"
+        );
+        assert_eq!(outbox_files(dir.path(), "failed").len(), 1);
+    }
+
+    #[test]
+    fn default_requeue_interval_is_five_minutes() {
+        assert_eq!(
+            NotifierOptions::default().failed_requeue_interval,
+            Duration::from_secs(300)
+        );
     }
 
     #[tokio::test]

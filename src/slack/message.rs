@@ -1,8 +1,9 @@
 //! The Slack messages AegisIR sends: a notice after each capture, naming the alerts and the
 //! processes burning CPU, and a short follow-up when alerts resolve.
 //!
-//! One notice covers one notification group: its alerts are listed firing first, and the
-//! first of them fills the header and the fields. Every value from the host or the alert is
+//! One notice covers one notification group: its alerts are listed firing first, at most 20
+//! of them with one line counting the rest, and the first of them fills the header and the
+//! fields. Every value from the host or the alert is
 //! escaped here. Links are built only for the bundle and for `generatorURL`, and only for
 //! http and https URLs.
 
@@ -12,7 +13,7 @@ use serde_json::Value;
 
 use aegisir_platform::{Process, Snapshot};
 
-use super::blocks::{fallback_text, Blocks};
+use super::blocks::{blocks_budget, fallback_text, Blocks};
 use super::escape::{self, clip, link, truncate};
 use super::SlackSettings;
 use crate::alert::{Alert, Notification};
@@ -29,6 +30,9 @@ const MAX_COMMAND_CHARS: usize = 160;
 const MAX_ROW_UNITS: usize = 240;
 /// Maximum length of one line in an alert list, before its link.
 const MAX_ALERT_LINE: usize = 400;
+/// Maximum number of alerts listed one per line; one more line counts the rest, which the
+/// bundle lists in full.
+const MAX_LISTED_ALERTS: usize = 20;
 
 const PROCESS_TABLE_TITLE: &str = "*Top processes by CPU*";
 
@@ -68,16 +72,18 @@ pub fn capture_message(notice: &CaptureNotice<'_>, settings: &SlackSettings) -> 
     blocks.code(PROCESS_TABLE_TITLE, &process_table(notice.snapshot));
     blocks.section(&resource_lines(notice.snapshot));
     if alerts.len() > 1 {
-        blocks.section(&alert_list(&alerts, notice.notification));
+        blocks.section(&alert_list(&alerts, notice.notification, &bundle_ref));
     }
 
     let footer = format!(
         "AegisIR · bundle {bundle_ref} · incident {}",
         escape::mrkdwn_line(notice.incident_id)
     );
+    let text = capture_fallback(notice, &alerts);
+    let budget = blocks_budget(&text);
     Message {
-        text: capture_fallback(notice, &alerts),
-        blocks: blocks.finish(&footer, Some(&notice.bundle.id)),
+        blocks: blocks.finish(&footer, Some(&notice.bundle.id), budget),
+        text,
     }
 }
 
@@ -95,10 +101,14 @@ pub fn resolved_message(
     let mut blocks = Blocks::default();
 
     blocks.header(&resolved_title(&alerts));
-    let lines: Vec<String> = alerts
+    let (listed, rest) = alerts.split_at(alerts.len().min(MAX_LISTED_ALERTS));
+    let mut lines: Vec<String> = listed
         .iter()
         .map(|alert| resolved_line(alert, notification))
         .collect();
+    if !rest.is_empty() {
+        lines.push(more_alerts_line(rest, None));
+    }
     if !lines.is_empty() {
         blocks.section(&lines.join("\n"));
     }
@@ -113,9 +123,11 @@ pub fn resolved_message(
         ),
         None => "No capture was recorded for this alert group.".to_string(),
     };
+    let text = resolved_fallback(&alerts, original_bundle);
+    let budget = blocks_budget(&text);
     Message {
-        text: resolved_fallback(&alerts, original_bundle),
-        blocks: blocks.finish(&footer, original_bundle),
+        blocks: blocks.finish(&footer, original_bundle, budget),
+        text,
     }
 }
 
@@ -148,7 +160,7 @@ fn capture_title(notification: Option<&Notification>, alerts: &[&Alert]) -> Stri
 
     let mut title = format!("{} {}", primary.name(), primary.status);
     if alerts.len() > 1 {
-        title.push_str(&format!(" (+{} more)", alerts.len() - 1));
+        title.push_str(&format!(" (+{} more)", group_thousands(alerts.len() - 1)));
     }
     escape::mrkdwn_line(&title)
 }
@@ -157,7 +169,7 @@ fn resolved_title(alerts: &[&Alert]) -> String {
     let name = alerts.first().map_or("alert group", |alert| alert.name());
     let mut title = format!("Resolved: {name}");
     if alerts.len() > 1 {
-        title.push_str(&format!(" (+{} more)", alerts.len() - 1));
+        title.push_str(&format!(" (+{} more)", group_thousands(alerts.len() - 1)));
     }
     escape::mrkdwn_line(&title)
 }
@@ -295,12 +307,53 @@ fn resource_lines(snapshot: &Snapshot) -> String {
     )
 }
 
-fn alert_list(alerts: &[&Alert], notification: Option<&Notification>) -> String {
-    let lines: Vec<String> = alerts
+/// Returns the alert list: the first 20 alerts one per line, then one line counting the rest
+/// and naming the bundle that lists them.
+fn alert_list(alerts: &[&Alert], notification: Option<&Notification>, bundle_ref: &str) -> String {
+    let (listed, rest) = alerts.split_at(alerts.len().min(MAX_LISTED_ALERTS));
+    let mut lines: Vec<String> = listed
         .iter()
         .map(|alert| alert_line(alert, notification))
         .collect();
+    if !rest.is_empty() {
+        lines.push(more_alerts_line(rest, Some(bundle_ref)));
+    }
     format!("*Alerts in this group*\n{}", lines.join("\n"))
+}
+
+/// Returns "+19,980 more alerts: 19,980 firing, 0 resolved; all in the bundle `<id>`" for the
+/// alerts left out of a list. `bundle_ref` is already mrkdwn.
+fn more_alerts_line(rest: &[&Alert], bundle_ref: Option<&str>) -> String {
+    let firing = rest.iter().filter(|alert| alert.is_firing()).count();
+    let resolved = rest.iter().filter(|alert| alert.is_resolved()).count();
+    let other = rest.len() - firing - resolved;
+
+    let mut line = format!(
+        "+{} more alerts: {} firing, {} resolved",
+        group_thousands(rest.len()),
+        group_thousands(firing),
+        group_thousands(resolved)
+    );
+    if other > 0 {
+        line.push_str(&format!(", {} with another status", group_thousands(other)));
+    }
+    if let Some(bundle_ref) = bundle_ref {
+        line.push_str(&format!("; all in the bundle {bundle_ref}"));
+    }
+    line
+}
+
+/// Formats a count with a comma between groups of three digits: `19,980`.
+fn group_thousands(count: usize) -> String {
+    let digits = count.to_string();
+    let mut grouped = String::with_capacity(digits.len() + digits.len() / 3);
+    for (index, digit) in digits.chars().enumerate() {
+        if index > 0 && (digits.len() - index) % 3 == 0 {
+            grouped.push(',');
+        }
+        grouped.push(digit);
+    }
+    grouped
 }
 
 /// Returns one alert as a list line: status marker, name, status, instance and summary, cut
@@ -343,6 +396,11 @@ fn resolved_line(alert: &Alert, notification: &Notification) -> String {
 /// Describes how long an alert fired, from `startsAt` to `endsAt`.
 fn fired_for(alert: &Alert) -> String {
     match (alert.starts_at, alert.ends_at()) {
+        (Some(start), Some(end)) if end < start => format!(
+            "duration unknown (endsAt before startsAt): started {}, ended {}",
+            format_time(start),
+            format_time(end)
+        ),
         (Some(start), Some(end)) => format!(
             "fired for {} ({} to {})",
             format_duration(end - start),
@@ -389,7 +447,13 @@ fn capture_fallback(notice: &CaptureNotice<'_>, alerts: &[&Alert]) -> String {
 }
 
 fn resolved_fallback(alerts: &[&Alert], original_bundle: Option<&str>) -> String {
-    let names: Vec<&str> = alerts.iter().map(|alert| alert.name()).collect();
+    let mut names = counted_names(alerts);
+    let distinct = names.len();
+    names.truncate(MAX_LISTED_ALERTS);
+    if distinct > names.len() {
+        let more = distinct - names.len();
+        names.push(format!("+{} more", group_thousands(more)));
+    }
     let mut text = escape::mrkdwn_line(&format!("Resolved: {}", names.join(", ")));
     if let Some(id) = original_bundle {
         text.push_str(&format!(". Bundle {}.", escape::mrkdwn_line(id)));
@@ -397,12 +461,36 @@ fn resolved_fallback(alerts: &[&Alert], original_bundle: Option<&str>) -> String
     fallback_text(&text)
 }
 
+/// Lists each alert name once, in order of first appearance, with `×N` when it repeats
+/// (`Mixed ×2, DiskFull`).
+fn counted_names(alerts: &[&Alert]) -> Vec<String> {
+    let mut counts: Vec<(&str, usize)> = Vec::new();
+    let mut index: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for alert in alerts {
+        let name = alert.name();
+        match index.get(name) {
+            Some(&at) => counts[at].1 += 1,
+            None => {
+                index.insert(name, counts.len());
+                counts.push((name, 1));
+            }
+        }
+    }
+    counts
+        .into_iter()
+        .map(|(name, count)| match count {
+            1 => name.to_string(),
+            _ => format!("{name} ×{count}"),
+        })
+        .collect()
+}
+
 fn format_time(time: DateTime<Utc>) -> String {
     time.format("%Y-%m-%d %H:%M:%S UTC").to_string()
 }
 
 /// Formats a duration as its two largest units (`2h 5m`, `12m 30s`, `45s`); negative
-/// durations count as zero.
+/// durations count as zero, so callers must catch an end before the start themselves.
 fn format_duration(duration: TimeDelta) -> String {
     let secs = duration.num_seconds().max(0);
     let (days, hours, minutes, seconds) = (
@@ -432,7 +520,7 @@ mod tests {
     use super::*;
     use crate::slack::blocks::{
         MAX_BLOCKS, MAX_CONTEXT_TEXT, MAX_FALLBACK_TEXT, MAX_FIELDS, MAX_FIELD_TEXT,
-        MAX_HEADER_TEXT, MAX_SECTION_TEXT,
+        MAX_HEADER_TEXT, MAX_PAYLOAD_BYTES, MAX_SECTION_TEXT,
     };
     use crate::slack::escape::units;
 
@@ -611,6 +699,11 @@ mod tests {
             message.blocks.len() <= MAX_BLOCKS,
             "{} blocks",
             message.blocks.len()
+        );
+        let payload_bytes = serde_json::to_vec(message).unwrap().len();
+        assert!(
+            payload_bytes <= MAX_PAYLOAD_BYTES,
+            "payload of {payload_bytes} bytes"
         );
         assert!(
             units(&message.text) <= MAX_FALLBACK_TEXT,
@@ -946,7 +1039,6 @@ mod tests {
         let message = capture(Some(&group), &busy_snapshot());
 
         assert_within_limits(&message);
-        assert_eq!(message.blocks.len(), MAX_BLOCKS);
         assert_eq!(header_text(&message), "Alert01 firing (+59 more)");
         let contexts = context_texts(&message);
         assert_eq!(
@@ -1066,6 +1158,231 @@ mod tests {
         assert_eq!(lines.lines().count(), 2, "{lines}");
         assert!(!lines.contains("StillFiring"));
         assert_eq!(context_texts(&message)[0], "1 firing, 2 resolved");
+    }
+
+    fn alert_list_text(message: &Message) -> String {
+        let sections = section_texts(message);
+        let start = sections
+            .iter()
+            .position(|text| text.starts_with("*Alerts in this group*"))
+            .expect("an alert list section");
+        sections[start..]
+            .iter()
+            .take_while(|text| !text.starts_with("AegisIR"))
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// Returns `count` firing alerts named `Alert00000` and up; with `resolved_every` set, every
+    /// alert whose number divides by it is resolved instead.
+    fn many_alerts(count: usize, resolved_every: Option<usize>) -> Vec<Alert> {
+        (0..count)
+            .map(|i| {
+                let resolved = resolved_every.is_some_and(|every| i % every == 0);
+                let status = if resolved { "resolved" } else { "firing" };
+                alert(&format!("Alert{i:05}"), status)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn twenty_thousand_alert_group_lists_twenty() {
+        let group = notification(many_alerts(20_000, None));
+
+        let message = capture(Some(&group), &busy_snapshot());
+
+        assert_within_limits(&message);
+        assert!(message.blocks.len() <= MAX_BLOCKS);
+        let payload_bytes = serde_json::to_vec(&message).unwrap().len();
+        assert!(payload_bytes < 20_000, "payload of {payload_bytes} bytes");
+        assert_eq!(header_text(&message), "Alert00000 firing (+19,999 more)");
+        let list = alert_list_text(&message);
+        let lines: Vec<&str> = list.lines().collect();
+        assert_eq!(lines.len(), 1 + MAX_LISTED_ALERTS + 1, "{list}");
+        assert!(
+            lines[1].starts_with(":fire: *Alert00000* firing"),
+            "{}",
+            lines[1]
+        );
+        assert!(
+            lines[20].starts_with(":fire: *Alert00019* firing"),
+            "{}",
+            lines[20]
+        );
+        assert_eq!(
+            lines[21],
+            format!(
+                "+19,980 more alerts: 19,980 firing, 0 resolved; all in the bundle `{BUNDLE_ID}`"
+            )
+        );
+        let left_out = context_texts(&message)
+            .iter()
+            .any(|text| text.contains("left out"));
+        assert!(!left_out, "blocks were cut: {:?}", context_texts(&message));
+    }
+
+    #[test]
+    fn alert_summary_line_counts_rest_by_status() {
+        let group = notification(many_alerts(20_000, Some(4)));
+
+        let message = capture(Some(&group), &busy_snapshot());
+
+        assert_within_limits(&message);
+        let list = alert_list_text(&message);
+        let last = list.lines().last().unwrap();
+        assert_eq!(
+            last,
+            format!("+19,980 more alerts: 14,980 firing, 5,000 resolved; all in the bundle `{BUNDLE_ID}`")
+        );
+        assert!(
+            !list.contains("*Alert00000*"),
+            "a resolved alert was listed before firing ones"
+        );
+        assert_eq!(context_texts(&message)[0], "15000 firing, 5000 resolved");
+    }
+
+    #[test]
+    fn alert_summary_line_counts_other_statuses() {
+        let mut alerts = many_alerts(25, None);
+        alerts[24].status = "suppressed".to_string();
+        let group = notification(alerts);
+
+        let message = capture(Some(&group), &busy_snapshot());
+
+        let list = alert_list_text(&message);
+        assert_eq!(
+            list.lines().last().unwrap(),
+            format!(
+                "+5 more alerts: 4 firing, 0 resolved, 1 with another status; \
+                 all in the bundle `{BUNDLE_ID}`"
+            )
+        );
+    }
+
+    #[test]
+    fn twenty_alert_group_has_no_summary_line() {
+        let group = notification(many_alerts(MAX_LISTED_ALERTS, None));
+
+        let message = capture(Some(&group), &busy_snapshot());
+
+        let list = alert_list_text(&message);
+        assert_eq!(list.lines().count(), 1 + MAX_LISTED_ALERTS, "{list}");
+        assert!(!list.contains("more alerts"), "{list}");
+    }
+
+    #[test]
+    fn huge_alert_texts_stay_within_payload_bound() {
+        let alerts: Vec<Alert> = (0..20_000)
+            .map(|i| {
+                let mut alert = alert(&format!("Alert{i:05}{}", "n".repeat(200)), "firing");
+                alert.annotations.insert(
+                    "summary".to_string(),
+                    format!("\"{i}\" {}", "<&>".repeat(2000)),
+                );
+                alert.generator_url =
+                    format!("http://prom:9090/graph?g0.expr={}", "x".repeat(1900));
+                alert
+            })
+            .collect();
+        let group = notification(alerts);
+
+        let message = capture(Some(&group), &busy_snapshot());
+
+        assert_within_limits(&message);
+        let payload_bytes = serde_json::to_vec(&message).unwrap().len();
+        assert!(
+            payload_bytes <= MAX_PAYLOAD_BYTES,
+            "payload of {payload_bytes} bytes"
+        );
+        let contexts = context_texts(&message);
+        let notice = &contexts[contexts.len() - 2];
+        assert!(
+            notice.ends_with(&format!("the full capture is in bundle `{BUNDLE_ID}`.")),
+            "{notice}"
+        );
+        assert!(contexts.last().unwrap().starts_with("AegisIR · bundle"));
+        assert_eq!(message.blocks[0]["type"], "header");
+    }
+
+    #[test]
+    fn resolved_fallback_lists_each_name_once() {
+        let mixed = Alert {
+            status: "resolved".to_string(),
+            labels: [("alertname".to_string(), "Mixed".to_string())].into(),
+            ..Alert::default()
+        };
+        let disk = Alert {
+            labels: [("alertname".to_string(), "DiskFull".to_string())].into(),
+            ..mixed.clone()
+        };
+        let text = resolved_fallback(&[&mixed, &disk, &mixed], Some("b1"));
+        assert_eq!(text, "Resolved: Mixed ×2, DiskFull. Bundle b1.");
+    }
+
+    #[test]
+    fn twenty_thousand_resolved_alerts_list_twenty() {
+        let group = notification(many_alerts(20_000, Some(1)));
+
+        let message = resolved_message(&group, Some(BUNDLE_ID), &SlackSettings::default());
+
+        assert_within_limits(&message);
+        assert_eq!(header_text(&message), "Resolved: Alert00000 (+19,999 more)");
+        let lines = &section_texts(&message)[1];
+        assert_eq!(lines.lines().count(), MAX_LISTED_ALERTS + 1, "{lines}");
+        assert_eq!(
+            lines.lines().last().unwrap(),
+            "+19,980 more alerts: 0 firing, 19,980 resolved"
+        );
+        assert!(
+            message
+                .text
+                .ends_with(&format!("Alert00019, +19,980 more. Bundle {BUNDLE_ID}.")),
+            "{}",
+            message.text
+        );
+    }
+
+    #[test]
+    fn group_thousands_inserts_commas() {
+        assert_eq!(group_thousands(0), "0");
+        assert_eq!(group_thousands(999), "999");
+        assert_eq!(group_thousands(1000), "1,000");
+        assert_eq!(group_thousands(19_980), "19,980");
+        assert_eq!(group_thousands(1_234_567), "1,234,567");
+    }
+
+    #[test]
+    fn end_before_start_has_unknown_duration() {
+        let mut resolved = alert("DiskFull", "resolved");
+        resolved.starts_at = Some(at(21, 30, 0));
+        resolved.ends_at_raw = Some(at(21, 0, 0));
+        let group = notification(vec![resolved]);
+
+        let message = resolved_message(&group, Some(BUNDLE_ID), &SlackSettings::default());
+
+        assert_eq!(
+            section_texts(&message)[1],
+            ":white_check_mark: *DiskFull* on web-1:9100 duration unknown (endsAt before \
+             startsAt): started 2026-12-03 21:30:00 UTC, ended 2026-12-03 21:00:00 UTC"
+        );
+        assert!(!section_texts(&message)[1].contains("0s"));
+    }
+
+    #[test]
+    fn end_equal_to_start_fired_for_zero() {
+        let mut resolved = alert("Blip", "resolved");
+        resolved.starts_at = Some(at(21, 0, 0));
+        resolved.ends_at_raw = Some(at(21, 0, 0));
+        let group = notification(vec![resolved]);
+
+        let message = resolved_message(&group, None, &SlackSettings::default());
+
+        assert!(
+            section_texts(&message)[1].contains("fired for 0s (2026-12-03 21:00:00 UTC to"),
+            "{}",
+            section_texts(&message)[1]
+        );
     }
 
     #[test]

@@ -4,8 +4,9 @@
 //! reads half a message. Names are a zero-padded sequence number that continues from the
 //! highest one on disk, so name order is enqueue order, across restarts too. A delivered
 //! message is removed. One that Slack rejected moves to `rejected/` and stays there for an
-//! operator to read. One that ran out of attempts moves to `failed/` and goes back into the
-//! queue the next time the outbox is opened.
+//! operator to read. One that ran out of attempts moves to `failed/`. It goes back into the
+//! queue, in its old place because it keeps its name, when the outbox is opened and when the
+//! delivery task calls [`Outbox::requeue_failed`] after a cool-down.
 
 use std::fs;
 use std::io::{self, Write};
@@ -83,7 +84,7 @@ impl Outbox {
         message_files(&self.dir.join(REJECTED_DIR))
     }
 
-    /// Returns the messages that ran out of attempts in this run, oldest first.
+    /// Returns the messages that ran out of attempts and wait for their next turn, oldest first.
     pub fn failed(&self) -> Result<Vec<PathBuf>, SlackError> {
         message_files(&self.dir.join(FAILED_DIR))
     }
@@ -106,6 +107,11 @@ impl Outbox {
     /// Moves a message that ran out of attempts to `failed/` and returns its new path.
     pub fn fail(&self, path: &Path) -> Result<PathBuf, SlackError> {
         self.move_to(path, FAILED_DIR)
+    }
+
+    /// Moves every message in `failed/` back into the queue and returns how many moved.
+    pub fn requeue_failed(&self) -> Result<usize, SlackError> {
+        requeue_failed(&self.dir)
     }
 
     fn move_to(&self, path: &Path, sub: &str) -> Result<PathBuf, SlackError> {
@@ -184,14 +190,15 @@ fn remove_temp_files(dir: &Path) -> Result<(), SlackError> {
 }
 
 /// Moves every message in `failed/` back into the queue under its own name, which keeps its
-/// place in the order.
-fn requeue_failed(dir: &Path) -> Result<(), SlackError> {
-    for path in message_files(&dir.join(FAILED_DIR))? {
+/// place in the order, and returns how many moved.
+fn requeue_failed(dir: &Path) -> Result<usize, SlackError> {
+    let failed = message_files(&dir.join(FAILED_DIR))?;
+    for path in &failed {
         let target = dir.join(path.file_name().unwrap_or_default());
-        fs::rename(&path, &target)
-            .map_err(|source| outbox_error("move the Slack outbox file", &path, source))?;
+        fs::rename(path, &target)
+            .map_err(|source| outbox_error("move the Slack outbox file", path, source))?;
     }
-    Ok(())
+    Ok(failed.len())
 }
 
 #[cfg(test)]
@@ -280,6 +287,30 @@ mod tests {
             .collect();
         assert_eq!(bodies, vec!["failed", "later"]);
         assert!(second.failed().unwrap().is_empty());
+    }
+
+    #[test]
+    fn requeue_failed_restores_order_while_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let outbox = Outbox::open(dir.path()).unwrap();
+        let first = outbox.push(b"first").unwrap();
+        let second = outbox.push(b"second").unwrap();
+        outbox.push(b"third").unwrap();
+        outbox.fail(&second).unwrap();
+        outbox.fail(&first).unwrap();
+
+        let moved = outbox.requeue_failed().unwrap();
+
+        assert_eq!(moved, 2);
+        let bodies: Vec<String> = outbox
+            .pending()
+            .unwrap()
+            .iter()
+            .map(|path| fs::read_to_string(path).unwrap())
+            .collect();
+        assert_eq!(bodies, vec!["first", "second", "third"]);
+        assert!(outbox.failed().unwrap().is_empty());
+        assert_eq!(outbox.requeue_failed().unwrap(), 0);
     }
 
     #[test]
