@@ -55,8 +55,9 @@ impl Alert {
         self.ends_at_raw.filter(|t| t.timestamp() > 0)
     }
 
+    /// Returns the `alertname` label for display, or `(no alertname)` when it is missing.
     pub fn name(&self) -> &str {
-        self.label("alertname").unwrap_or("unnamed alert")
+        self.label("alertname").unwrap_or("(no alertname)")
     }
 
     pub fn label(&self, key: &str) -> Option<&str> {
@@ -128,5 +129,99 @@ mod tests {
             n.count_summary(),
             "1 firing, 1 resolved, +3 not included by Alertmanager"
         );
+    }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        fn labels() -> impl Strategy<Value = BTreeMap<String, String>> {
+            proptest::collection::btree_map(".{0,12}", ".{0,24}", 0..4)
+        }
+
+        /// Times between 1970 and 2100 with millisecond precision, as Alertmanager sends them.
+        fn time() -> impl Strategy<Value = Option<DateTime<Utc>>> {
+            proptest::option::of(
+                (0i64..4_102_444_800_000)
+                    .prop_map(|ms| DateTime::from_timestamp_millis(ms).unwrap()),
+            )
+        }
+
+        fn alert() -> impl Strategy<Value = Alert> {
+            (
+                ".{0,10}",
+                labels(),
+                labels(),
+                time(),
+                time(),
+                ".{0,30}",
+                "[0-9a-f]{0,16}",
+            )
+                .prop_map(
+                    |(
+                        status,
+                        labels,
+                        annotations,
+                        starts_at,
+                        ends_at_raw,
+                        generator_url,
+                        fingerprint,
+                    )| {
+                        Alert {
+                            status,
+                            labels,
+                            annotations,
+                            starts_at,
+                            ends_at_raw,
+                            generator_url,
+                            fingerprint,
+                        }
+                    },
+                )
+        }
+
+        fn notification() -> impl Strategy<Value = Notification> {
+            let heads = (
+                ".{0,4}",
+                ".{0,40}",
+                any::<u64>(),
+                ".{0,10}",
+                ".{0,16}",
+                ".{0,30}",
+            );
+            let groups = (labels(), labels(), labels());
+            let alerts = proptest::collection::vec(alert(), 0..4);
+            (heads, groups, alerts).prop_map(|(heads, groups, alerts)| {
+                let (version, group_key, truncated_alerts, status, receiver, external_url) = heads;
+                let (group_labels, common_labels, common_annotations) = groups;
+                Notification {
+                    version,
+                    group_key,
+                    truncated_alerts,
+                    status,
+                    receiver,
+                    group_labels,
+                    common_labels,
+                    common_annotations,
+                    external_url,
+                    alerts,
+                }
+            })
+        }
+
+        proptest! {
+            #[test]
+            fn notification_round_trips_through_json(notification in notification()) {
+                let json = serde_json::to_string(&notification).unwrap();
+                let parsed: Notification = serde_json::from_str(&json).unwrap();
+                prop_assert_eq!(parsed, notification);
+            }
+
+            #[test]
+            fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+                let _ = serde_json::from_slice::<Notification>(&bytes);
+            }
+        }
     }
 }

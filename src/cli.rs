@@ -68,12 +68,13 @@ pub struct ServeArgs {
     pub data_dir: Option<PathBuf>,
     #[command(flatten)]
     pub roots: RootArgs,
-    /// Seconds between the two samples of a capture [env: AEGISIR_INTERVAL_SECS] [default: 1]
-    #[arg(long, value_name = "SECS")]
+    /// Seconds between the two samples of a capture, above 0 and at most 60
+    /// [env: AEGISIR_INTERVAL_SECS] [default: 1]
+    #[arg(long, value_name = "SECS", allow_negative_numbers = true, value_parser = parse_interval)]
     pub interval: Option<f64>,
     /// Seconds between history samples, 0 to turn history off
     /// [env: AEGISIR_HISTORY_INTERVAL_SECS] [default: 5]
-    #[arg(long, value_name = "SECS")]
+    #[arg(long, value_name = "SECS", allow_negative_numbers = true, value_parser = parse_seconds)]
     pub history_interval: Option<f64>,
 }
 
@@ -87,8 +88,9 @@ pub struct SnapshotArgs {
     pub config: Option<PathBuf>,
     #[command(flatten)]
     pub roots: RootArgs,
-    /// Seconds between the two samples [env: AEGISIR_INTERVAL_SECS] [default: 1]
-    #[arg(long, value_name = "SECS")]
+    /// Seconds between the two samples, above 0 and at most 60
+    /// [env: AEGISIR_INTERVAL_SECS] [default: 1]
+    #[arg(long, value_name = "SECS", allow_negative_numbers = true, value_parser = parse_interval)]
     pub interval: Option<f64>,
 }
 
@@ -131,15 +133,55 @@ pub struct HealthcheckArgs {
 /// Parses the arguments, runs the command and maps the result to an exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    load_dotenv();
+    load_dotenv(Path::new(".env"));
     init_logging();
     match run(cli.command) {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            eprintln!("error: {}", error_text(&error));
             ExitCode::from(2)
         }
     }
+}
+
+/// Joins an error and its causes with `: `, skipping a cause whose text the message before it
+/// already contains, as when an error's message repeats its source.
+pub fn error_text(error: &anyhow::Error) -> String {
+    let mut text = String::new();
+    let mut previous = String::new();
+    for cause in error.chain() {
+        let message = cause.to_string();
+        if !previous.is_empty() && previous.contains(&message) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&message);
+        previous = message;
+    }
+    text
+}
+
+fn parse_interval(text: &str) -> Result<f64, String> {
+    let value: f64 = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number of seconds"))?;
+    config::check_interval(value)?;
+    Ok(value)
+}
+
+fn parse_seconds(text: &str) -> Result<f64, String> {
+    let value: f64 = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number of seconds"))?;
+    if std::time::Duration::try_from_secs_f64(value).is_err() {
+        return Err(format!(
+            "{value} is out of range: expected a number of seconds from 0 to {}",
+            u64::MAX
+        ));
+    }
+    Ok(value)
 }
 
 fn run(command: Command) -> anyhow::Result<ExitCode> {
@@ -152,12 +194,60 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// Loads `.env` from the working directory; variables already set win over it.
-fn load_dotenv() {
-    match dotenvy::dotenv() {
-        Ok(_) => {}
-        Err(error) if error.not_found() => {}
-        Err(error) => eprintln!("warning: ignoring .env in the working directory: {error}"),
+/// Loads `.env` from the working directory; variables already set win over it. The whole
+/// file is parsed first and nothing is applied when any line is invalid. Messages name the
+/// line number only, because a line may contain a secret such as the Slack URL.
+fn load_dotenv(path: &Path) {
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return,
+        Err(error) => {
+            eprintln!("warning: ignoring {}: {error}", path.display());
+            return;
+        }
+    };
+    match parse_dotenv(&bytes) {
+        Ok(pairs) => apply_dotenv(pairs),
+        Err(problem) => eprintln!(
+            "warning: ignoring {}: {problem}; no variable from it was applied",
+            path.display()
+        ),
+    }
+}
+
+/// Parses a `.env` file into its variables. The error names the line, never its content.
+pub fn parse_dotenv(bytes: &[u8]) -> Result<Vec<(String, String)>, String> {
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    let mut pairs = Vec::new();
+    for item in dotenvy::from_read_iter(bytes) {
+        match item {
+            Ok(pair) => pairs.push(pair),
+            Err(dotenvy::Error::LineParse(line, _)) => {
+                let number = line_number_of(bytes, &line);
+                return Err(format!("line {number} has invalid syntax"));
+            }
+            Err(dotenvy::Error::Io(error)) => return Err(format!("failed to read it: {error}")),
+            Err(_) => return Err("a variable substitution is invalid".to_string()),
+        }
+    }
+    Ok(pairs)
+}
+
+/// Returns the 1-based number of the line where `line` starts in `bytes`, or 0 if not found.
+fn line_number_of(bytes: &[u8], line: &str) -> usize {
+    let text = String::from_utf8_lossy(bytes);
+    let Some(start) = text.find(line) else {
+        return 0;
+    };
+    text[..start].matches('\n').count() + 1
+}
+
+fn apply_dotenv(pairs: Vec<(String, String)>) {
+    for (name, value) in pairs {
+        if std::env::var_os(&name).is_none() {
+            // The process has one thread here: main calls this before anything else starts.
+            std::env::set_var(name, value);
+        }
     }
 }
 
@@ -169,6 +259,9 @@ fn init_logging() {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
+        // A closed stderr (the server piped to `head`) must not make the logger print its own
+        // write errors, which panics on a broken pipe.
+        .log_internal_errors(false)
         .init();
 }
 
@@ -259,33 +352,21 @@ pub fn write_snapshot(settings: &Settings) -> anyhow::Result<PathBuf> {
 }
 
 fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
-    let reports = match &args.all {
-        Some(dir) => vec![store::verify_all(dir)
-            .with_context(|| format!("failed to verify the bundles in {}", dir.display()))?],
-        None => verify_each(&args.bundles)?,
+    let outcome = match &args.all {
+        Some(dir) => store::verify_data_dir(dir),
+        None => store::verify_paths(&args.bundles),
     };
 
-    let mut intact = true;
-    for report in &reports {
-        print!("{report}");
-        println!("{}", report.summary());
-        intact &= report.is_ok();
+    for (_, result) in &outcome.results {
+        match result {
+            Ok(report) => {
+                print!("{report}");
+                println!("{}", report.summary());
+            }
+            Err(error) => eprintln!("error: {error}"),
+        }
     }
-    Ok(if intact {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
-}
-
-fn verify_each(bundles: &[PathBuf]) -> anyhow::Result<Vec<store::VerifyReport>> {
-    bundles
-        .iter()
-        .map(|bundle| {
-            store::verify(bundle)
-                .with_context(|| format!("failed to verify the bundle {}", bundle.display()))
-        })
-        .collect()
+    Ok(ExitCode::from(outcome.exit_code))
 }
 
 fn diff(args: DiffArgs) -> anyhow::Result<ExitCode> {
@@ -373,6 +454,50 @@ mod tests {
         assert!(Cli::try_parse_from(["aegisir", "verify", "a", "--all", "d"]).is_err());
         assert!(Cli::try_parse_from(["aegisir", "verify", "--all", "d"]).is_ok());
         assert!(Cli::try_parse_from(["aegisir", "verify", "a", "b"]).is_ok());
+    }
+
+    #[test]
+    fn negative_interval_names_range() {
+        let error = Cli::try_parse_from(["aegisir", "serve", "--interval", "-1"]).unwrap_err();
+        let message = error.to_string();
+        assert!(message.contains("at most 60 seconds"), "{message}");
+        assert_eq!(error.exit_code(), 2);
+    }
+
+    #[test]
+    fn huge_interval_names_range() {
+        let error = Cli::try_parse_from(["aegisir", "snapshot", "--interval", "1e30"]).unwrap_err();
+        assert!(error.to_string().contains("at most 60 seconds"), "{error}");
+    }
+
+    #[test]
+    fn dotenv_error_names_line_without_content() {
+        let text =
+            "AEGISIR_LISTEN=127.0.0.1:5001\nSLACK_WEBHOOK_URL='https://hooks.example/secret\n";
+        let error = parse_dotenv(text.as_bytes()).unwrap_err();
+        assert_eq!(error, "line 2 has invalid syntax");
+    }
+
+    #[test]
+    fn dotenv_parses_every_line() {
+        let text = "# comment\nA=1\nexport B=\"two words\"\n";
+        let pairs = parse_dotenv(text.as_bytes()).unwrap();
+        let expected = vec![
+            ("A".to_string(), "1".to_string()),
+            ("B".to_string(), "two words".to_string()),
+        ];
+        assert_eq!(pairs, expected);
+    }
+
+    #[test]
+    fn error_text_skips_repeated_cause() {
+        let io = std::io::Error::from_raw_os_error(17);
+        let message = format!("failed to create directory /x: {io}");
+        let error = anyhow::Error::new(io).context(message.clone());
+        assert_eq!(error_text(&error), message);
+
+        let chained = anyhow::anyhow!("inner").context("outer");
+        assert_eq!(error_text(&chained), "outer: inner");
     }
 
     #[test]

@@ -24,7 +24,7 @@
 //! body_limit_bytes = 16777216       # AEGISIR_BODY_LIMIT_BYTES
 //! dedupe_window_secs = 300          # AEGISIR_DEDUPE_WINDOW_SECS
 //! queue_capacity = 16               # AEGISIR_QUEUE_CAPACITY
-//! concurrency = 1                   # AEGISIR_CAPTURE_CONCURRENCY
+//! min_free_bytes = 67108864         # AEGISIR_MIN_FREE_BYTES; also 2 × the last bundle's size
 //!
 //! [history]
 //! interval_secs = 5                 # AEGISIR_HISTORY_INTERVAL_SECS; 0 turns the recorder off
@@ -60,6 +60,12 @@ use crate::slack::SlackSettings;
 
 /// Environment variable naming the config file when `--config` is not given.
 pub const CONFIG_ENV: &str = "AEGISIR_CONFIG";
+
+/// Default of `intake.min_free_bytes`: 64 MiB.
+pub const DEFAULT_MIN_FREE_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Largest `capture.interval_secs`.
+pub const MAX_INTERVAL_SECS: f64 = 60.0;
 
 /// Errors in any settings source.
 #[derive(Debug, thiserror::Error)]
@@ -127,8 +133,9 @@ pub struct IntakeSettings {
     pub dedupe_window: Duration,
     /// Captures that may wait for the worker; one more gets 503.
     pub queue_capacity: usize,
-    /// Captures that may run at the same time.
-    pub concurrency: usize,
+    /// Free space the data directory needs before a capture is queued, at least; twice the
+    /// last bundle's size when that is more. Below it `POST /alert` gets 503 `disk_full`.
+    pub min_free_bytes: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -191,7 +198,7 @@ pub struct IntakeLayer {
     pub body_limit_bytes: Option<u64>,
     pub dedupe_window_secs: Option<f64>,
     pub queue_capacity: Option<usize>,
-    pub concurrency: Option<usize>,
+    pub min_free_bytes: Option<u64>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -288,16 +295,16 @@ impl Layer {
                 body_limit_bytes: env.parse("AEGISIR_BODY_LIMIT_BYTES")?,
                 dedupe_window_secs: env.parse("AEGISIR_DEDUPE_WINDOW_SECS")?,
                 queue_capacity: env.parse("AEGISIR_QUEUE_CAPACITY")?,
-                concurrency: env.parse("AEGISIR_CAPTURE_CONCURRENCY")?,
+                min_free_bytes: env.parse("AEGISIR_MIN_FREE_BYTES")?,
             },
             history: HistoryLayer {
                 interval_secs: env.parse("AEGISIR_HISTORY_INTERVAL_SECS")?,
                 retention_secs: env.parse("AEGISIR_HISTORY_RETENTION_SECS")?,
             },
             auth: AuthLayer {
-                bearer_token: env.string("AEGISIR_AUTH_TOKEN"),
+                bearer_token: env.secret("AEGISIR_AUTH_TOKEN")?,
                 basic_user: env.string("AEGISIR_BASIC_AUTH_USER"),
-                basic_password: env.string("AEGISIR_BASIC_AUTH_PASSWORD"),
+                basic_password: env.secret("AEGISIR_BASIC_AUTH_PASSWORD")?,
             },
             slack: SlackLayer {
                 webhook_url: slack_url,
@@ -326,6 +333,9 @@ impl Layer {
     /// Fills the defaults and checks every value.
     pub fn resolve(self) -> Result<Settings, ConfigError> {
         let external_url = self.external_url.filter(|url| !url.is_empty());
+        if let Some(url) = &external_url {
+            check_http_url("external_url", url)?;
+        }
         let slack = self.slack.resolve(external_url.clone())?;
         Ok(Settings {
             listen: self.listen.unwrap_or_else(default_listen),
@@ -363,13 +373,8 @@ impl CaptureLayer {
             rootfs: self.rootfs.unwrap_or(defaults.rootfs),
         };
 
-        let interval = seconds("capture.interval_secs", self.interval_secs.unwrap_or(1.0))?;
-        if interval.is_zero() || interval > Duration::from_secs(60) {
-            return Err(invalid(
-                "capture.interval_secs",
-                "must be above 0 and at most 60",
-            ));
-        }
+        let interval = check_interval(self.interval_secs.unwrap_or(1.0))
+            .map_err(|reason| invalid("capture.interval_secs", reason))?;
         let deadline = seconds("capture.deadline_secs", self.deadline_secs.unwrap_or(10.0))?;
         if deadline.is_zero() {
             return Err(invalid("capture.deadline_secs", "must be above 0"));
@@ -397,7 +402,7 @@ impl IntakeLayer {
             body_limit_bytes: self.body_limit_bytes.or(lower.body_limit_bytes),
             dedupe_window_secs: self.dedupe_window_secs.or(lower.dedupe_window_secs),
             queue_capacity: self.queue_capacity.or(lower.queue_capacity),
-            concurrency: self.concurrency.or(lower.concurrency),
+            min_free_bytes: self.min_free_bytes.or(lower.min_free_bytes),
         }
     }
 
@@ -420,16 +425,12 @@ impl IntakeLayer {
                 "must be between 1 and 10000",
             ));
         }
-        let concurrency = self.concurrency.unwrap_or(1);
-        if !(1..=16).contains(&concurrency) {
-            return Err(invalid("intake.concurrency", "must be between 1 and 16"));
-        }
 
         Ok(IntakeSettings {
             body_limit_bytes: body_limit as usize,
             dedupe_window: window,
             queue_capacity,
-            concurrency,
+            min_free_bytes: self.min_free_bytes.unwrap_or(DEFAULT_MIN_FREE_BYTES),
         })
     }
 }
@@ -477,7 +478,13 @@ impl AuthLayer {
     }
 
     fn resolve(self) -> Result<AuthSettings, ConfigError> {
-        let token = self.bearer_token.filter(|t| !t.is_empty());
+        if self.bearer_token.as_deref() == Some("") {
+            return Err(invalid(
+                "auth.bearer_token",
+                "is empty; remove it to turn bearer auth off",
+            ));
+        }
+        let token = self.bearer_token;
         let user = self.basic_user.filter(|u| !u.is_empty());
         let password = self.basic_password.filter(|p| !p.is_empty());
         let basic = match (user, password) {
@@ -542,6 +549,9 @@ impl SlackLayer {
             Some(secs) => seconds("slack.request_timeout_secs", secs)?,
             None => defaults.request_timeout,
         };
+        if request_timeout.is_zero() {
+            return Err(invalid("slack.request_timeout_secs", "must be above 0"));
+        }
         Ok(SlackSettings {
             webhook_url,
             external_url,
@@ -558,8 +568,37 @@ fn default_listen() -> SocketAddr {
 }
 
 fn seconds(setting: &'static str, value: f64) -> Result<Duration, ConfigError> {
-    Duration::try_from_secs_f64(value)
-        .map_err(|_| invalid(setting, format!("{value} is not a number of seconds")))
+    Duration::try_from_secs_f64(value).map_err(|_| {
+        let reason = format!(
+            "{value} is out of range: expected a number of seconds from 0 to {}",
+            u64::MAX
+        );
+        invalid(setting, reason)
+    })
+}
+
+/// Checks a capture interval in seconds: above 0 and at most [`MAX_INTERVAL_SECS`].
+pub fn check_interval(value: f64) -> Result<Duration, String> {
+    if value > 0.0 && value <= MAX_INTERVAL_SECS {
+        return Ok(Duration::from_secs_f64(value));
+    }
+    Err(format!(
+        "{value} is out of range: must be above 0 and at most {MAX_INTERVAL_SECS} seconds"
+    ))
+}
+
+/// Checks that a URL setting is an absolute http:// or https:// URL with a host.
+fn check_http_url(setting: &'static str, url: &str) -> Result<(), ConfigError> {
+    let valid = reqwest::Url::parse(url).is_ok_and(|parsed| {
+        matches!(parsed.scheme(), "http" | "https") && parsed.host_str().is_some()
+    });
+    if valid {
+        return Ok(());
+    }
+    Err(invalid(
+        setting,
+        format!("{url:?} is not an http:// or https:// URL"),
+    ))
 }
 
 fn invalid(setting: &'static str, reason: impl Into<String>) -> ConfigError {
@@ -577,6 +616,20 @@ struct EnvReader<'a> {
 impl EnvReader<'_> {
     fn string(&self, name: &str) -> Option<String> {
         (self.lookup)(name).filter(|value| !value.is_empty())
+    }
+
+    /// Reads a secret, for which a variable that is set but empty is an error: it usually
+    /// means a deployment template lost the value, and treating it as unset would turn
+    /// authentication off without a word.
+    fn secret(&self, name: &'static str) -> Result<Option<String>, ConfigError> {
+        match (self.lookup)(name) {
+            Some(value) if value.is_empty() => Err(ConfigError::InvalidEnv {
+                name,
+                value,
+                reason: "is set but empty; set a value or unset the variable".to_string(),
+            }),
+            value => Ok(value),
+        }
     }
 
     fn path(&self, name: &str) -> Option<PathBuf> {
@@ -641,7 +694,7 @@ mod tests {
         assert_eq!(settings.intake.body_limit_bytes, 16 * 1024 * 1024);
         assert_eq!(settings.intake.dedupe_window, Duration::from_secs(300));
         assert_eq!(settings.intake.queue_capacity, 16);
-        assert_eq!(settings.intake.concurrency, 1);
+        assert_eq!(settings.intake.min_free_bytes, 64 * 1024 * 1024);
         assert_eq!(settings.history.interval, Duration::from_secs(5));
         assert_eq!(settings.history.retention, Duration::from_secs(600));
         assert!(!settings.auth.is_enabled());
@@ -789,15 +842,55 @@ mod tests {
             "[capture]\ninterval_secs = -1.0\n",
             "[capture]\nnice = 25\n",
             "[intake]\nqueue_capacity = 0\n",
-            "[intake]\nconcurrency = 0\n",
             "[intake]\nbody_limit_bytes = 10\n",
             "[history]\ninterval_secs = 10.0\nretention_secs = 5.0\n",
             "[slack]\nwebhook_url = \"hooks.example\"\n",
+            "[slack]\nrequest_timeout_secs = 0\n",
+            "[auth]\nbearer_token = \"\"\n",
+            "external_url = \"aegisir.example.com\"\n",
+            "external_url = \"ftp://aegisir.example.com\"\n",
+            "[capture]\ninterval_secs = 1e30\n",
         ];
         for case in cases {
             let layer = Layer::from_toml(case).unwrap();
             assert!(layer.resolve().is_err(), "accepted {case:?}");
         }
+    }
+
+    #[test]
+    fn empty_auth_token_variable_is_rejected() {
+        let error = Layer::from_env(env(&[("AEGISIR_AUTH_TOKEN", "")])).unwrap_err();
+        let message = error.to_string();
+        assert!(message.contains("AEGISIR_AUTH_TOKEN"), "{message}");
+        assert!(message.contains("set but empty"), "{message}");
+    }
+
+    #[test]
+    fn out_of_range_interval_names_range() {
+        for value in [-1.0, 0.0, 1e30, f64::NAN] {
+            let error = check_interval(value).unwrap_err();
+            assert!(error.contains("at most 60 seconds"), "{error}");
+        }
+        assert_eq!(check_interval(0.5), Ok(Duration::from_millis(500)));
+    }
+
+    #[test]
+    fn external_url_must_be_http() {
+        let layer = Layer::from_toml("external_url = \"aegisir.example.com\"\n").unwrap();
+        let error = layer.resolve().unwrap_err().to_string();
+        assert!(error.contains("external_url"), "{error}");
+        let layer = Layer::from_toml("external_url = \"https://aegisir.example.com/x\"\n");
+        let settings = layer.unwrap().resolve().unwrap();
+        assert_eq!(
+            settings.external_url.as_deref(),
+            Some("https://aegisir.example.com/x")
+        );
+    }
+
+    #[test]
+    fn min_free_bytes_from_env() {
+        let layer = Layer::from_env(env(&[("AEGISIR_MIN_FREE_BYTES", "1024")])).unwrap();
+        assert_eq!(layer.resolve().unwrap().intake.min_free_bytes, 1024);
     }
 
     #[test]

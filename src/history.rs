@@ -382,8 +382,8 @@ fn record(
         };
         let sample = Arc::new(collector.sample(Scope::Counters));
         if let Some(previous) = &previous {
-            let capture = collector.snapshot(previous, (*sample).clone());
-            history.push(HistoryPoint::from_snapshot(&capture.snapshot));
+            let snapshot = collector.derive(previous, &sample);
+            history.push(HistoryPoint::from_snapshot(&snapshot));
         }
         history.set_latest(sample.clone());
         previous = Some(sample);

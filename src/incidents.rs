@@ -60,8 +60,11 @@ pub enum Outcome {
     Rejected,
     Captured,
     CaptureFailed,
-    /// Queued but not captured because the server was stopping.
+    /// Queued but not captured because the server was stopping; the pending job file stays
+    /// and the capture is queued again at the next start.
     CaptureSkipped,
+    /// A capture left pending by an earlier run, queued again at start-up.
+    Requeued,
 }
 
 impl Outcome {
@@ -75,6 +78,7 @@ impl Outcome {
             Outcome::Captured => "captured",
             Outcome::CaptureFailed => "capture_failed",
             Outcome::CaptureSkipped => "capture_skipped",
+            Outcome::Requeued => "requeued",
         }
     }
 }
@@ -118,6 +122,9 @@ pub struct Event {
     pub bundle: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duration_secs: Option<f64>,
+    /// Oddities of an accepted notification, such as a `version` other than `4`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 impl Event {
@@ -136,6 +143,7 @@ impl Event {
             body_bytes: None,
             bundle: None,
             duration_secs: None,
+            warnings: Vec::new(),
         }
     }
 
@@ -208,29 +216,44 @@ impl Journal {
     /// Reads every event of a journal file; a missing file has none. Lines that do not parse
     /// (a write cut short by a crash) are skipped and counted.
     pub fn read_events(path: &Path) -> Result<(Vec<Event>, usize), JournalError> {
+        let mut events = Vec::new();
+        let invalid = Journal::for_each_event(path, |event| events.push(event))?;
+        Ok((events, invalid))
+    }
+
+    /// Streams the events of a journal file into `visit` one line at a time, so a long journal
+    /// never sits in memory whole. Returns the number of lines that did not parse.
+    pub fn for_each_event(
+        path: &Path,
+        mut visit: impl FnMut(Event),
+    ) -> Result<usize, JournalError> {
         let read_error = |source| JournalError::Read {
             path: path.to_path_buf(),
             source,
         };
         let file = match File::open(path) {
             Ok(file) => file,
-            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok((Vec::new(), 0)),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(0),
             Err(error) => return Err(read_error(error)),
         };
 
-        let mut events = Vec::new();
+        let mut reader = BufReader::new(file);
+        let mut line = Vec::new();
         let mut invalid = 0;
-        for line in BufReader::new(file).split(b'\n') {
-            let line = line.map_err(read_error)?;
+        loop {
+            line.clear();
+            if reader.read_until(b'\n', &mut line).map_err(read_error)? == 0 {
+                break;
+            }
             if line.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
             match serde_json::from_slice::<Event>(&line) {
-                Ok(event) => events.push(event),
+                Ok(event) => visit(event),
                 Err(_) => invalid += 1,
             }
         }
-        Ok((events, invalid))
+        Ok(invalid)
     }
 }
 
@@ -288,6 +311,13 @@ impl<K: Eq + Hash + Clone, V> BoundedMap<K, V> {
         Some(value)
     }
 
+    /// Keeps only the entries for which `keep` returns true.
+    pub fn retain(&mut self, mut keep: impl FnMut(&K, &V) -> bool) {
+        self.entries.retain(|key, value| keep(key, value));
+        let entries = &self.entries;
+        self.order.retain(|key| entries.contains_key(key));
+    }
+
     pub fn len(&self) -> usize {
         self.entries.len()
     }
@@ -304,6 +334,13 @@ struct Seen {
     at: DateTime<Utc>,
 }
 
+/// A firing alert and the incident it first fired in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct FiringAlert {
+    incident: String,
+    group_key: String,
+}
+
 /// The intake's memory between notifications.
 #[derive(Debug)]
 pub struct State {
@@ -311,10 +348,12 @@ pub struct State {
     seen: HashMap<String, Seen>,
     /// Dedupe keys in the order they were first seen, for expiry.
     seen_order: VecDeque<(DateTime<Utc>, String)>,
-    /// Firing alert fingerprint → the incident that captured it.
-    firing: BoundedMap<String, String>,
+    /// Firing alert fingerprint → the incident it first fired in, until it resolves.
+    firing: BoundedMap<String, FiringAlert>,
     /// Incident id → bundle id.
     bundles: BoundedMap<String, String>,
+    /// Incidents whose queued capture has not finished, filled only while replaying.
+    unfinished: BoundedMap<String, ()>,
 }
 
 impl State {
@@ -325,6 +364,7 @@ impl State {
             seen_order: VecDeque::new(),
             firing: BoundedMap::new(STATE_CAPACITY),
             bundles: BoundedMap::new(STATE_CAPACITY),
+            unfinished: BoundedMap::new(STATE_CAPACITY),
         }
     }
 
@@ -383,15 +423,38 @@ impl State {
         self.seen_order = order.into();
     }
 
+    /// Records firing alerts of a group. An alert already firing keeps the incident it first
+    /// fired in, so its resolution later names that incident's bundle.
     pub fn note_firing<'a>(
         &mut self,
         fingerprints: impl IntoIterator<Item = &'a String>,
         incident: &str,
+        group_key: &str,
     ) {
         for fingerprint in fingerprints {
-            self.firing
-                .insert(fingerprint.clone(), incident.to_string());
+            if self.firing.get(fingerprint).is_some() {
+                continue;
+            }
+            let alert = FiringAlert {
+                incident: incident.to_string(),
+                group_key: group_key.to_string(),
+            };
+            self.firing.insert(fingerprint.clone(), alert);
         }
+    }
+
+    /// Returns the incident that already covers every one of `fingerprints`: each is still
+    /// firing in the same group. `None` when any of them is new, or there are none.
+    pub fn covering_incident(&self, group_key: &str, fingerprints: &[String]) -> Option<String> {
+        let mut first = None;
+        for fingerprint in fingerprints {
+            let alert = self.firing.get(fingerprint)?;
+            if alert.group_key != group_key {
+                return None;
+            }
+            first.get_or_insert_with(|| alert.incident.clone());
+        }
+        first
     }
 
     /// Forgets resolved alerts and returns the first incident one of them belonged to.
@@ -401,17 +464,17 @@ impl State {
     ) -> Option<String> {
         let mut original = None;
         for fingerprint in fingerprints {
-            let incident = self.firing.remove(fingerprint);
-            original = original.or(incident);
+            let alert = self.firing.remove(fingerprint);
+            original = original.or(alert.map(|alert| alert.incident));
         }
         original
     }
 
-    /// Returns the incident that captured a firing alert, if it is still remembered.
+    /// Returns the incident a firing alert first fired in, while it is still remembered.
     pub fn incident_of(&self, fingerprint: &str) -> Option<&str> {
         self.firing
             .get(&fingerprint.to_string())
-            .map(String::as_str)
+            .map(|alert| alert.incident.as_str())
     }
 
     pub fn note_bundle(&mut self, incident: &str, bundle: &str) {
@@ -423,29 +486,58 @@ impl State {
         self.bundles.get(&incident.to_string()).map(String::as_str)
     }
 
-    /// Replays one journal event.
+    /// Replays one journal event. Dedupe keys older than the window are not kept.
     pub fn replay(&mut self, event: &Event) {
-        let incident = event.incident.as_deref();
-        match (event.outcome, incident) {
-            (Outcome::Accepted, Some(incident)) => {
-                if let Some(key) = &event.dedupe_key {
+        let Some(incident) = event.incident.as_deref() else {
+            return;
+        };
+        let recent = Utc::now() - event.time < self.window;
+        match event.outcome {
+            Outcome::Accepted | Outcome::Deduplicated | Outcome::Resolved => {
+                if let (Some(key), true) = (&event.dedupe_key, recent) {
                     self.remember(key, incident, event.time);
                 }
-                self.note_firing(&event.firing, incident);
-            }
-            (Outcome::Resolved, Some(incident)) => {
-                if let Some(key) = &event.dedupe_key {
-                    self.remember(key, incident, event.time);
-                }
+                let group_key = event.group_key.as_deref().unwrap_or_default();
+                self.note_firing(&event.firing, incident, group_key);
                 self.note_resolved(event.not_firing());
+                if event.outcome == Outcome::Accepted
+                    && event.capture == Some(CaptureDecision::Queued)
+                {
+                    self.unfinished.insert(incident.to_string(), ());
+                }
             }
-            (Outcome::Captured, Some(incident)) => {
+            Outcome::Captured => {
                 if let Some(bundle) = &event.bundle {
                     self.note_bundle(incident, bundle);
                 }
+                self.unfinished.remove(&incident.to_string());
+            }
+            Outcome::CaptureFailed => {
+                self.unfinished.remove(&incident.to_string());
             }
             _ => {}
         }
+    }
+
+    /// Forgets every incident whose capture never finished and will not run again (`pending`
+    /// returns false for it), so a retry of its notification captures instead of being
+    /// deduplicated against an incident without a bundle. Returns how many were forgotten.
+    pub fn forget_lost_captures(&mut self, pending: impl Fn(&str) -> bool) -> usize {
+        let unfinished = std::mem::replace(&mut self.unfinished, BoundedMap::new(STATE_CAPACITY));
+        let lost: std::collections::HashSet<String> = unfinished
+            .entries
+            .into_keys()
+            .filter(|incident| !pending(incident))
+            .collect();
+        if lost.is_empty() {
+            return 0;
+        }
+        self.seen.retain(|_, seen| !lost.contains(&seen.incident));
+        self.firing
+            .retain(|_, alert| !lost.contains(&alert.incident));
+        let seen = &self.seen;
+        self.seen_order.retain(|(_, key)| seen.contains_key(key));
+        lost.len()
     }
 }
 
@@ -478,15 +570,16 @@ impl IncidentLog {
         path: &Path,
         window: Duration,
     ) -> Result<(IncidentLog, RebuildStats), JournalError> {
-        let (events, invalid_lines) = Journal::read_events(path)?;
         let mut state = State::new(window);
-        for event in &events {
-            state.replay(event);
-        }
+        let mut events = 0;
+        let invalid_lines = Journal::for_each_event(path, |event| {
+            events += 1;
+            state.replay(&event);
+        })?;
         state.compact(Utc::now());
 
         let stats = RebuildStats {
-            events: events.len(),
+            events,
             invalid_lines,
             deduplicating: state.seen.len(),
             firing_alerts: state.firing.len(),

@@ -4,18 +4,25 @@
 //! The rules, each per alert status rather than the notification's top-level `status`:
 //!
 //! - an empty body is a manual trigger and always queues a capture;
-//! - firing alerts queue a capture unless a notification with the same `groupKey` and the same
-//!   firing fingerprints and `startsAt` was seen within the dedupe window, in which case it is
-//!   recorded against the incident that already exists;
-//! - only resolved alerts start no capture (unless `capture.on_resolved` is set) and send a
-//!   Slack follow-up naming the bundle of the incident they belonged to;
+//! - firing alerts queue a capture unless the notification repeats one with the same
+//!   `groupKey`, firing fingerprints and `startsAt` seen within the dedupe window, or every
+//!   firing alert is still firing in an incident of the same `groupKey`. Either way the
+//!   notification is recorded against the incident that already exists, so one alert of a
+//!   group resolving starts no new capture;
+//! - resolved alerts start no capture (unless `capture.on_resolved` is set) and send a Slack
+//!   follow-up naming the bundle of the incident they first fired in;
+//! - alerts with any other status are counted as `other` and ignored;
 //! - every notification, rejected ones included, is journaled before the reply. A journal
-//!   that cannot be written, or a full queue, gets 503, so Alertmanager retries.
+//!   that cannot be written, a data directory that is full or unwritable, or a full queue gets
+//!   503, so Alertmanager retries.
 //!
-//! Nothing here waits for a capture or for Slack: the worker takes jobs from a bounded queue.
+//! A queued capture is also written to the pending directory before the 202, so a restart runs
+//! it. Nothing here waits for a capture or for Slack: the worker takes jobs from a bounded
+//! queue.
 
-use std::sync::Arc;
-use std::time::Instant;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::http::StatusCode;
@@ -25,10 +32,18 @@ use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
 use crate::alert::{Alert, Notification};
-use crate::incidents::{CaptureDecision, Event, IncidentLog, Outcome};
+use crate::incidents::{CaptureDecision, Event, IncidentLog, Outcome, State};
 use crate::metrics::Metrics;
+use crate::pending::{PendingJob, PendingJobs};
 use crate::slack::{self, NotifierHandle, SlackSettings};
+use crate::space::{SpaceCheck, SpaceStatus};
 use crate::store::{Trigger, TriggerAlert, TriggerKind};
+
+/// The webhook version AegisIR reads; others are accepted with a warning.
+pub const WEBHOOK_VERSION: &str = "4";
+
+/// At most one warning per rejection reason is logged per this period.
+const LOG_EVERY: Duration = Duration::from_secs(10);
 
 /// One capture waiting for the worker.
 #[derive(Debug)]
@@ -43,7 +58,7 @@ pub struct CaptureJob {
 }
 
 /// The reason a request was not processed, and the label of `aegisir_rejected_requests_total`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Rejection {
     MalformedJson,
     /// The client stopped sending before the body was complete.
@@ -53,9 +68,25 @@ pub enum Rejection {
     QueueFull,
     JournalError,
     WorkerStopped,
+    /// The data directory has less free space than a bundle needs.
+    DiskFull,
+    /// The data directory is missing or read-only, or the pending job could not be written.
+    DataDirUnwritable,
 }
 
 impl Rejection {
+    pub const ALL: [Rejection; 9] = [
+        Rejection::MalformedJson,
+        Rejection::IncompleteBody,
+        Rejection::TooLarge,
+        Rejection::Unauthorized,
+        Rejection::QueueFull,
+        Rejection::JournalError,
+        Rejection::WorkerStopped,
+        Rejection::DiskFull,
+        Rejection::DataDirUnwritable,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Rejection::MalformedJson => "malformed_json",
@@ -65,6 +96,8 @@ impl Rejection {
             Rejection::QueueFull => "queue_full",
             Rejection::JournalError => "journal_error",
             Rejection::WorkerStopped => "worker_stopped",
+            Rejection::DiskFull => "disk_full",
+            Rejection::DataDirUnwritable => "data_dir_unwritable",
         }
     }
 
@@ -73,9 +106,11 @@ impl Rejection {
             Rejection::MalformedJson | Rejection::IncompleteBody => StatusCode::BAD_REQUEST,
             Rejection::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Rejection::Unauthorized => StatusCode::UNAUTHORIZED,
-            Rejection::QueueFull | Rejection::JournalError | Rejection::WorkerStopped => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            Rejection::QueueFull
+            | Rejection::JournalError
+            | Rejection::WorkerStopped
+            | Rejection::DiskFull
+            | Rejection::DataDirUnwritable => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 }
@@ -182,32 +217,50 @@ pub struct IntakeOptions {
     pub retry_after_secs: u64,
 }
 
+/// What the intake works with besides its options.
+pub struct IntakeParts {
+    pub log: Arc<IncidentLog>,
+    pub queue: mpsc::Sender<CaptureJob>,
+    pub metrics: Metrics,
+    pub pending: PendingJobs,
+    pub space: Arc<SpaceCheck>,
+    pub notifier: Option<NotifierHandle>,
+    pub slack: SlackSettings,
+}
+
 /// Receives notifications; shared by every request.
 pub struct Intake {
     log: Arc<IncidentLog>,
     queue: mpsc::Sender<CaptureJob>,
     metrics: Metrics,
     options: IntakeOptions,
+    pending: PendingJobs,
+    space: Arc<SpaceCheck>,
     notifier: Option<NotifierHandle>,
     slack: SlackSettings,
+    warnings: RateLimitedLog,
+}
+
+/// Why a body is not a notification, with the position serde_json reported.
+struct ParseFailure {
+    message: String,
+    line: usize,
+    column: usize,
 }
 
 impl Intake {
-    pub fn new(
-        log: Arc<IncidentLog>,
-        queue: mpsc::Sender<CaptureJob>,
-        metrics: Metrics,
-        options: IntakeOptions,
-        notifier: Option<NotifierHandle>,
-        slack: SlackSettings,
-    ) -> Intake {
+    pub fn new(parts: IntakeParts, options: IntakeOptions) -> Intake {
+        init_label_values(&parts.metrics);
         Intake {
-            log,
-            queue,
-            metrics,
+            log: parts.log,
+            queue: parts.queue,
+            metrics: parts.metrics,
             options,
-            notifier,
-            slack,
+            pending: parts.pending,
+            space: parts.space,
+            notifier: parts.notifier,
+            slack: parts.slack,
+            warnings: RateLimitedLog::default(),
         }
     }
 
@@ -218,11 +271,12 @@ impl Intake {
             return self.receive_manual(info);
         }
 
-        let notification: Notification = match serde_json::from_slice(&body) {
+        let notification = match parse_notification(&body) {
             Ok(notification) => notification,
-            Err(error) => return self.reject_malformed(&error, info),
+            Err(failure) => return self.reject_malformed(failure, info),
         };
         self.count_alerts(&notification);
+        self.log_oddities(&notification);
 
         let notification = Arc::new(notification);
         if notification.firing().next().is_some() {
@@ -236,17 +290,41 @@ impl Intake {
 
     /// Journals and counts a request rejected before its body was parsed.
     pub fn reject(&self, reason: Rejection, error: String, info: BodyInfo) -> Reply {
-        let event = Event {
+        self.reject_notification(reason, error, info, None)
+    }
+
+    /// Journals and counts a rejected request, with the group and fingerprints of its
+    /// notification when the body parsed.
+    fn reject_notification(
+        &self,
+        reason: Rejection,
+        error: String,
+        info: BodyInfo,
+        notification: Option<&Notification>,
+    ) -> Reply {
+        let mut event = Event {
             reason: Some(reason.as_str().to_string()),
             body_sha256: info.sha256,
             body_bytes: info.bytes,
             ..Event::new(Outcome::Rejected)
         };
-        if let Err(reply) = self.journal(&event) {
-            return *reply;
+        if let Some(notification) = notification {
+            event.group_key = Some(notification.group_key.clone());
+            event.fingerprints = all_fingerprints(notification);
+            event.firing = sorted_fingerprints(notification.firing());
         }
+        let journaled = self.journal(&event);
+        if let (Err(reply), false) = (&journaled, is_disk_problem(reason)) {
+            return (**reply).clone();
+        }
+
         self.count_rejection(reason);
-        Reply::rejected(reason, error)
+        self.log_rejection(reason, &error);
+        let mut reply = Reply::rejected(reason, error);
+        if reply.status == StatusCode::SERVICE_UNAVAILABLE {
+            reply.retry_after_secs = Some(self.options.retry_after_secs);
+        }
+        reply
     }
 
     fn receive_manual(&self, info: BodyInfo) -> Reply {
@@ -255,17 +333,26 @@ impl Intake {
             .with_label_values(&["manual"])
             .inc();
         let incident = new_incident_id();
-        let trigger = Trigger {
-            kind: TriggerKind::Manual,
-            incident_id: incident.clone(),
-            group_key: None,
-            receiver: None,
-            alerts: Vec::new(),
-        };
-        let permit = match self.reserve_slot(&info) {
+        let permit = match self.reserve_slot(&info, None) {
             Ok(permit) => permit,
             Err(reply) => return *reply,
         };
+        let job = CaptureJob {
+            incident_id: incident.clone(),
+            trigger: Trigger {
+                kind: TriggerKind::Manual,
+                incident_id: incident.clone(),
+                group_key: None,
+                receiver: None,
+                alerts: Vec::new(),
+            },
+            notification: None,
+            body: None,
+            queued_at: Instant::now(),
+        };
+        if let Err(reply) = self.persist(&job, &info, None) {
+            return *reply;
+        }
 
         let event = Event {
             incident: Some(incident.clone()),
@@ -275,10 +362,10 @@ impl Intake {
             body_bytes: info.bytes,
             ..Event::new(Outcome::Accepted)
         };
-        if let Err(reply) = self.journal(&event) {
+        if let Err(reply) = self.journal_queued(&event, &incident) {
             return *reply;
         }
-        self.send(permit, incident.clone(), trigger, None, None);
+        self.enqueue(permit, job);
         self.count_outcome(Outcome::Accepted);
         tracing::info!(incident = %incident, "manual capture queued");
         Reply::accepted(Outcome::Accepted, &incident, CaptureDecision::Queued)
@@ -303,12 +390,25 @@ impl Intake {
         if let Some(incident) = state.duplicate_of(&key, now) {
             return self.record_duplicate(&notification, &incident, &key, firing, info);
         }
-        let permit = match self.reserve_slot(&info) {
+        if let Some(incident) = state.covering_incident(&notification.group_key, &firing) {
+            return self.record_covered(state, notification, &incident, &key, firing, info);
+        }
+        let permit = match self.reserve_slot(&info, Some(&notification)) {
             Ok(permit) => permit,
             Err(reply) => return *reply,
         };
 
         let incident = new_incident_id();
+        let job = CaptureJob {
+            incident_id: incident.clone(),
+            trigger: trigger_of(&notification, &incident),
+            notification: Some(notification.clone()),
+            body: Some(body),
+            queued_at: Instant::now(),
+        };
+        if let Err(reply) = self.persist(&job, &info, Some(&notification)) {
+            return *reply;
+        }
         let event = Event {
             time: now,
             incident: Some(incident.clone()),
@@ -319,23 +419,19 @@ impl Intake {
             dedupe_key: Some(key.clone()),
             body_sha256: info.sha256,
             body_bytes: info.bytes,
+            warnings: warnings_of(&notification),
             ..Event::new(Outcome::Accepted)
         };
-        if let Err(reply) = self.journal(&event) {
+        if let Err(reply) = self.journal_queued(&event, &incident) {
             return *reply;
         }
         state.remember(&key, &incident, now);
-        state.note_firing(&firing, &incident);
+        state.note_firing(&firing, &incident, &notification.group_key);
+        let follow_up = self.resolve_in(&mut state, &notification);
         drop(state);
 
-        let trigger = trigger_of(&notification, &incident);
-        self.send(
-            permit,
-            incident.clone(),
-            trigger,
-            Some(notification),
-            Some(body),
-        );
+        self.enqueue(permit, job);
+        self.send_follow_up(&notification, follow_up);
         self.count_outcome(Outcome::Accepted);
         tracing::info!(incident = %incident, firing = firing.len(), "capture queued");
         Reply::accepted(Outcome::Accepted, &incident, CaptureDecision::Queued)
@@ -358,6 +454,7 @@ impl Intake {
             dedupe_key: Some(key.to_string()),
             body_sha256: info.sha256,
             body_bytes: info.bytes,
+            warnings: warnings_of(notification),
             ..Event::new(Outcome::Deduplicated)
         };
         if let Err(reply) = self.journal(&event) {
@@ -370,6 +467,62 @@ impl Intake {
             incident,
             CaptureDecision::Deduplicated,
         )
+    }
+
+    /// Records a notification whose firing alerts all still fire in an existing incident of
+    /// its group; alerts of it that resolved get their follow-up.
+    fn record_covered(
+        &self,
+        mut state: std::sync::MutexGuard<'_, State>,
+        notification: Arc<Notification>,
+        incident: &str,
+        key: &str,
+        firing: Vec<String>,
+        info: BodyInfo,
+    ) -> Reply {
+        let event = Event {
+            incident: Some(incident.to_string()),
+            reason: Some("firing alerts already captured".to_string()),
+            capture: Some(CaptureDecision::Deduplicated),
+            group_key: Some(notification.group_key.clone()),
+            fingerprints: all_fingerprints(&notification),
+            firing,
+            dedupe_key: Some(key.to_string()),
+            body_sha256: info.sha256,
+            body_bytes: info.bytes,
+            warnings: warnings_of(&notification),
+            ..Event::new(Outcome::Deduplicated)
+        };
+        if let Err(reply) = self.journal(&event) {
+            return *reply;
+        }
+        state.remember(key, incident, event.time);
+        let follow_up = self.resolve_in(&mut state, &notification);
+        drop(state);
+
+        self.send_follow_up(&notification, follow_up);
+        self.count_outcome(Outcome::Deduplicated);
+        tracing::debug!(incident = %incident, "firing alerts already captured");
+        Reply::accepted(
+            Outcome::Deduplicated,
+            incident,
+            CaptureDecision::Deduplicated,
+        )
+    }
+
+    /// Forgets the resolved alerts of a notification that also has firing ones. Returns
+    /// `Some(bundle)` when any of them was still firing, so a follow-up is due; the bundle is
+    /// that of the incident the first of them fired in, if it has one.
+    fn resolve_in(&self, state: &mut State, notification: &Notification) -> Option<Option<String>> {
+        let resolved: Vec<String> = notification.resolved().map(alert_identity).collect();
+        let original = state.note_resolved(&resolved)?;
+        Some(state.bundle_of(&original).map(str::to_string))
+    }
+
+    fn send_follow_up(&self, notification: &Arc<Notification>, follow_up: Option<Option<String>>) {
+        if let Some(bundle) = follow_up {
+            self.send_resolved_follow_up(notification.clone(), bundle);
+        }
     }
 
     fn receive_resolved(
@@ -391,7 +544,7 @@ impl Intake {
             return self.record_duplicate(&notification, &incident, &key, Vec::new(), info);
         }
         let permit = if self.options.capture_on_resolved {
-            match self.reserve_slot(&info) {
+            match self.reserve_slot(&info, Some(&notification)) {
                 Ok(permit) => Some(permit),
                 Err(reply) => return *reply,
             }
@@ -409,7 +562,22 @@ impl Intake {
             .and_then(|incident| state.bundle_of(incident))
             .map(str::to_string);
         let incident = original.clone().unwrap_or_else(new_incident_id);
-        let capture = match permit {
+        let job = permit.is_some().then(|| {
+            let after = format!("{incident}-after");
+            CaptureJob {
+                trigger: trigger_of(&notification, &after),
+                incident_id: after,
+                notification: Some(notification.clone()),
+                body: Some(body),
+                queued_at: Instant::now(),
+            }
+        });
+        if let Some(job) = &job {
+            if let Err(reply) = self.persist(job, &info, Some(&notification)) {
+                return *reply;
+            }
+        }
+        let capture = match job {
             Some(_) => CaptureDecision::Queued,
             None => CaptureDecision::None,
         };
@@ -424,25 +592,22 @@ impl Intake {
             bundle: bundle.clone(),
             body_sha256: info.sha256,
             body_bytes: info.bytes,
+            warnings: warnings_of(&notification),
             ..Event::new(Outcome::Resolved)
         };
-        if let Err(reply) = self.journal(&event) {
+        let journaled = match &job {
+            Some(job) => self.journal_queued(&event, &job.incident_id),
+            None => self.journal(&event),
+        };
+        if let Err(reply) = journaled {
             return *reply;
         }
         state.remember(&key, &incident, now);
         state.note_resolved(&resolved);
         drop(state);
 
-        if let Some(permit) = permit {
-            let trigger = trigger_of(&notification, &incident);
-            let after = format!("{incident}-after");
-            self.send(
-                permit,
-                after,
-                trigger,
-                Some(notification.clone()),
-                Some(body),
-            );
+        if let (Some(permit), Some(job)) = (permit, job) {
+            self.enqueue(permit, job);
         }
         self.send_resolved_follow_up(notification, bundle.clone());
         self.count_outcome(Outcome::Resolved);
@@ -457,14 +622,19 @@ impl Intake {
 
     fn receive_ignored(&self, notification: &Notification, info: BodyInfo) -> Reply {
         let incident = new_incident_id();
+        let reason = match unknown_statuses(notification) {
+            statuses if statuses.is_empty() => "no firing or resolved alerts".to_string(),
+            statuses => format!("unknown alert status {}", statuses.join(", ")),
+        };
         let event = Event {
             incident: Some(incident.clone()),
-            reason: Some("no firing or resolved alerts".to_string()),
+            reason: Some(reason),
             capture: Some(CaptureDecision::None),
             group_key: Some(notification.group_key.clone()),
             fingerprints: all_fingerprints(notification),
             body_sha256: info.sha256,
             body_bytes: info.bytes,
+            warnings: warnings_of(notification),
             ..Event::new(Outcome::Ignored)
         };
         if let Err(reply) = self.journal(&event) {
@@ -474,57 +644,93 @@ impl Intake {
         Reply::accepted(Outcome::Ignored, &incident, CaptureDecision::None)
     }
 
-    fn reject_malformed(&self, error: &serde_json::Error, info: BodyInfo) -> Reply {
-        let message = format!("invalid Alertmanager webhook JSON: {error}");
+    fn reject_malformed(&self, failure: ParseFailure, info: BodyInfo) -> Reply {
+        let message = format!("invalid Alertmanager webhook JSON: {}", failure.message);
         let mut reply = self.reject(Rejection::MalformedJson, message, info);
         if reply.body.reason == Some(Rejection::MalformedJson.as_str()) {
-            reply.body.line = Some(error.line());
-            reply.body.column = Some(error.column());
+            reply.body.line = Some(failure.line);
+            reply.body.column = Some(failure.column);
         }
-        tracing::debug!(%error, "rejected malformed webhook body");
         reply
     }
 
-    /// Reserves a queue slot, or journals the rejection and returns the 503.
-    fn reserve_slot(&self, info: &BodyInfo) -> Result<mpsc::Permit<'_, CaptureJob>, Box<Reply>> {
-        let reason = match self.queue.try_reserve() {
-            Ok(permit) => return Ok(permit),
-            Err(mpsc::error::TrySendError::Full(())) => Rejection::QueueFull,
-            Err(mpsc::error::TrySendError::Closed(())) => Rejection::WorkerStopped,
+    /// Checks the data directory and reserves a queue slot, or journals the rejection and
+    /// returns the 503.
+    fn reserve_slot(
+        &self,
+        info: &BodyInfo,
+        notification: Option<&Notification>,
+    ) -> Result<mpsc::Permit<'_, CaptureJob>, Box<Reply>> {
+        let (reason, message) = match self.space.status() {
+            SpaceStatus::Ok { .. } => match self.queue.try_reserve() {
+                Ok(permit) => return Ok(permit),
+                Err(mpsc::error::TrySendError::Full(())) => (
+                    Rejection::QueueFull,
+                    "capture queue is full; retry later".to_string(),
+                ),
+                Err(mpsc::error::TrySendError::Closed(())) => (
+                    Rejection::WorkerStopped,
+                    "capture worker is not running".to_string(),
+                ),
+            },
+            SpaceStatus::Full {
+                free_bytes,
+                required_bytes,
+            } => (
+                Rejection::DiskFull,
+                format!(
+                    "data directory has {free_bytes} bytes free, a capture needs \
+                     {required_bytes} (intake.min_free_bytes); free space and retry"
+                ),
+            ),
+            SpaceStatus::Unwritable => (
+                Rejection::DataDirUnwritable,
+                "data directory is not writable; retry later".to_string(),
+            ),
         };
-        let message = match reason {
-            Rejection::QueueFull => "capture queue is full; retry later",
-            _ => "capture worker is not running",
-        };
-        let mut reply = self.reject(reason, message.to_string(), info.clone());
-        if reply.status == StatusCode::SERVICE_UNAVAILABLE {
-            reply.retry_after_secs = Some(self.options.retry_after_secs);
-        }
-        tracing::warn!(reason = reason.as_str(), "capture not queued");
+        let reply = self.reject_notification(reason, message, info.clone(), notification);
         Err(Box::new(reply))
     }
 
-    fn send(
+    /// Writes the job to the pending directory, so a restart runs it if this run does not.
+    fn persist(
         &self,
-        permit: mpsc::Permit<'_, CaptureJob>,
-        incident_id: String,
-        trigger: Trigger,
-        notification: Option<Arc<Notification>>,
-        body: Option<Bytes>,
-    ) {
-        permit.send(CaptureJob {
-            incident_id,
-            trigger,
-            notification,
-            body,
-            queued_at: Instant::now(),
-        });
+        job: &CaptureJob,
+        info: &BodyInfo,
+        notification: Option<&Notification>,
+    ) -> Result<(), Box<Reply>> {
+        let Err(error) = self.pending.save(&PendingJob::of(job)) else {
+            return Ok(());
+        };
+        tracing::error!(incident = %job.incident_id, %error, "failed to write a pending capture");
+        let message = "AegisIR could not store the capture job; retry later".to_string();
+        let reason = Rejection::DataDirUnwritable;
+        let reply = self.reject_notification(reason, message, info.clone(), notification);
+        Err(Box::new(reply))
+    }
+
+    /// Journals the event of a queued capture; when that fails the pending job is removed, so
+    /// the retry Alertmanager sends is the only capture.
+    fn journal_queued(&self, event: &Event, job_incident: &str) -> Result<(), Box<Reply>> {
+        let journaled = self.journal(event);
+        if journaled.is_err() {
+            if let Err(error) = self.pending.remove(job_incident) {
+                tracing::error!(incident = %job_incident, %error, "failed to remove a pending capture");
+            }
+        }
+        journaled
+    }
+
+    fn enqueue(&self, permit: mpsc::Permit<'_, CaptureJob>, job: CaptureJob) {
+        permit.send(job);
         self.metrics.capture_queue_depth.inc();
     }
 
     fn journal(&self, event: &Event) -> Result<(), Box<Reply>> {
         if let Err(error) = self.log.append(event) {
-            tracing::error!(%error, outcome = event.outcome.as_str(), "failed to journal a notification");
+            if let Some(suppressed) = self.warnings.admit(Rejection::JournalError.as_str()) {
+                tracing::error!(%error, outcome = event.outcome.as_str(), suppressed, "failed to journal a notification");
+            }
             self.count_rejection(Rejection::JournalError);
             let message = "AegisIR could not record the notification; retry later".to_string();
             let mut reply = Reply::rejected(Rejection::JournalError, message);
@@ -551,14 +757,40 @@ impl Intake {
     fn count_alerts(&self, notification: &Notification) {
         let firing = notification.firing().count() as u64;
         let resolved = notification.resolved().count() as u64;
-        self.metrics
-            .alerts_total
-            .with_label_values(&["firing"])
-            .inc_by(firing);
-        self.metrics
-            .alerts_total
-            .with_label_values(&["resolved"])
-            .inc_by(resolved);
+        let other = notification.alerts.len() as u64 - firing - resolved;
+        for (status, count) in [("firing", firing), ("resolved", resolved), ("other", other)] {
+            self.metrics
+                .alerts_total
+                .with_label_values(&[status])
+                .inc_by(count);
+        }
+    }
+
+    /// Logs, rate-limited, what `warnings_of` journals.
+    fn log_oddities(&self, notification: &Notification) {
+        let statuses = unknown_statuses(notification);
+        if !statuses.is_empty() {
+            if let Some(suppressed) = self.warnings.admit("unknown_status") {
+                let statuses = statuses.join(", ");
+                tracing::warn!(group_key = %notification.group_key, %statuses, suppressed, "ignoring alerts with an unknown status");
+            }
+        }
+        if notification.version != WEBHOOK_VERSION {
+            if let Some(suppressed) = self.warnings.admit("version") {
+                let version = bounded(&notification.version);
+                tracing::warn!(%version, suppressed, "webhook version is not 4; reading it as version 4");
+            }
+        }
+    }
+
+    fn log_rejection(&self, reason: Rejection, error: &str) {
+        if reason.status() != StatusCode::SERVICE_UNAVAILABLE {
+            tracing::debug!(reason = reason.as_str(), %error, "request rejected");
+            return;
+        }
+        if let Some(suppressed) = self.warnings.admit(reason.as_str()) {
+            tracing::warn!(reason = reason.as_str(), %error, suppressed, "request rejected");
+        }
     }
 
     fn count_outcome(&self, outcome: Outcome) {
@@ -579,6 +811,163 @@ impl Intake {
     /// Read access to the incident state, for tests and the worker.
     pub fn log(&self) -> &IncidentLog {
         &self.log
+    }
+
+    pub fn space(&self) -> &SpaceCheck {
+        &self.space
+    }
+}
+
+/// Allows one log line per key per [`LOG_EVERY`] and counts the ones it suppressed.
+#[derive(Debug, Default)]
+pub struct RateLimitedLog {
+    keys: Mutex<HashMap<&'static str, (Instant, u64)>>,
+}
+
+impl RateLimitedLog {
+    /// Returns `Some(suppressed since the last line)` when a line for `key` may be logged now.
+    pub fn admit(&self, key: &'static str) -> Option<u64> {
+        let mut keys = self.keys.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        match keys.get_mut(key) {
+            Some((last, suppressed)) if now.duration_since(*last) < LOG_EVERY => {
+                *suppressed += 1;
+                None
+            }
+            Some((last, suppressed)) => {
+                *last = now;
+                Some(std::mem::take(suppressed))
+            }
+            None => {
+                keys.insert(key, (now, 0));
+                Some(0)
+            }
+        }
+    }
+}
+
+/// Makes every known label value of the intake's and the worker's counters exist at 0.
+pub fn init_label_values(metrics: &Metrics) {
+    for status in ["firing", "resolved", "manual", "other"] {
+        metrics.alerts_total.with_label_values(&[status]);
+    }
+    for reason in Rejection::ALL {
+        metrics.rejected_total.with_label_values(&[reason.as_str()]);
+    }
+    let outcomes = [
+        Outcome::Accepted,
+        Outcome::Deduplicated,
+        Outcome::Resolved,
+        Outcome::Ignored,
+        Outcome::Rejected,
+    ];
+    for outcome in outcomes {
+        metrics
+            .notifications_total
+            .with_label_values(&[outcome.as_str()]);
+    }
+    for result in ["ok", "error"] {
+        metrics.captures_total.with_label_values(&[result]);
+    }
+    for result in ["ok", "rate_limited", "rejected", "error", "skipped"] {
+        metrics
+            .slack_notifications_total
+            .with_label_values(&[result]);
+    }
+}
+
+fn is_disk_problem(reason: Rejection) -> bool {
+    matches!(reason, Rejection::DiskFull | Rejection::DataDirUnwritable)
+}
+
+/// Parses a webhook body, which must be a JSON object. Errors name the field path, such as
+/// `alerts[0].startsAt`.
+fn parse_notification(body: &[u8]) -> Result<Notification, ParseFailure> {
+    let start = body
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(0);
+    if body.get(start) != Some(&b'{') {
+        let (line, column) = position_of(body, start);
+        return Err(ParseFailure {
+            message: format!("expected a JSON object at line {line} column {column}"),
+            line,
+            column,
+        });
+    }
+
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    let parsed: Result<Notification, _> = serde_path_to_error::deserialize(&mut deserializer);
+    let notification = match parsed {
+        Ok(notification) => notification,
+        Err(error) => {
+            let path = error.path().to_string();
+            let inner = error.into_inner();
+            let message = match path.as_str() {
+                "" | "." => inner.to_string(),
+                _ => format!("{path}: {inner}"),
+            };
+            return Err(ParseFailure {
+                message,
+                line: inner.line(),
+                column: inner.column(),
+            });
+        }
+    };
+    deserializer.end().map_err(|error| ParseFailure {
+        message: error.to_string(),
+        line: error.line(),
+        column: error.column(),
+    })?;
+    Ok(notification)
+}
+
+/// Returns the 1-based line and column of byte `index`, as serde_json counts them.
+fn position_of(body: &[u8], index: usize) -> (usize, usize) {
+    let before = &body[..index.min(body.len())];
+    let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+    let column = before.iter().rev().take_while(|&&b| b != b'\n').count() + 1;
+    (line, column)
+}
+
+/// Returns the distinct alert statuses other than `firing` and `resolved`, quoted and cut to
+/// 32 characters each.
+fn unknown_statuses(notification: &Notification) -> Vec<String> {
+    let mut statuses: Vec<String> = notification
+        .alerts
+        .iter()
+        .filter(|alert| !alert.is_firing() && !alert.is_resolved())
+        .map(|alert| format!("{:?}", bounded(&alert.status)))
+        .collect();
+    statuses.sort();
+    statuses.dedup();
+    statuses
+}
+
+/// Returns what the journal records as oddities of an accepted notification.
+fn warnings_of(notification: &Notification) -> Vec<String> {
+    let mut warnings = Vec::new();
+    if notification.version != WEBHOOK_VERSION {
+        warnings.push(format!(
+            "webhook version {:?} is not 4; read as version 4",
+            bounded(&notification.version)
+        ));
+    }
+    let statuses = unknown_statuses(notification);
+    if !statuses.is_empty() {
+        warnings.push(format!(
+            "ignored alerts with unknown status {}",
+            statuses.join(", ")
+        ));
+    }
+    warnings
+}
+
+/// Cuts a value from a request to 32 characters for a journal line or a log.
+fn bounded(text: &str) -> &str {
+    match text.char_indices().nth(32) {
+        Some((index, _)) => &text[..index],
+        None => text,
     }
 }
 
@@ -657,7 +1046,8 @@ fn trigger_of(notification: &Notification, incident: &str) -> Trigger {
 
 fn trigger_alert(alert: &Alert) -> TriggerAlert {
     TriggerAlert {
-        name: alert.name().to_string(),
+        // An alert without `alertname` gets an empty name; only text renders a placeholder.
+        name: alert.label("alertname").unwrap_or_default().to_string(),
         status: alert.status.clone(),
         fingerprint: alert_identity(alert),
         severity: alert.label("severity").map(str::to_string),
@@ -706,20 +1096,16 @@ mod tests {
     }
 
     fn fixture_in(dir: tempfile::TempDir, capacity: usize) -> Fixture {
+        fixture_with(dir, capacity, 1)
+    }
+
+    fn fixture_with(dir: tempfile::TempDir, capacity: usize, min_free_bytes: u64) -> Fixture {
         let (log, _) = IncidentLog::open(dir.path(), Duration::from_secs(300)).unwrap();
         let (sender, jobs) = mpsc::channel(capacity);
         let metrics = Metrics::new();
-        let options = IntakeOptions {
-            capture_on_resolved: false,
-            retry_after_secs: 2,
-        };
         let intake = Intake::new(
-            Arc::new(log),
-            sender,
-            metrics.clone(),
-            options,
-            None,
-            SlackSettings::default(),
+            parts(Arc::new(log), sender, &metrics, dir.path(), min_free_bytes),
+            options(),
         );
         Fixture {
             journal_path: Journal::path_in(dir.path()),
@@ -727,6 +1113,31 @@ mod tests {
             intake,
             jobs,
             metrics,
+        }
+    }
+
+    fn parts(
+        log: Arc<IncidentLog>,
+        queue: mpsc::Sender<CaptureJob>,
+        metrics: &Metrics,
+        data_dir: &Path,
+        min_free_bytes: u64,
+    ) -> IntakeParts {
+        IntakeParts {
+            log,
+            queue,
+            metrics: metrics.clone(),
+            pending: PendingJobs::in_data_dir(data_dir),
+            space: Arc::new(SpaceCheck::new(data_dir, min_free_bytes)),
+            notifier: None,
+            slack: SlackSettings::default(),
+        }
+    }
+
+    fn options() -> IntakeOptions {
+        IntakeOptions {
+            capture_on_resolved: false,
+            retry_after_secs: 2,
         }
     }
 
@@ -962,6 +1373,15 @@ mod tests {
         // The rejected notification was not remembered, so its retry can still capture.
         let events = journal(&fixture);
         assert_eq!(events[1].reason.as_deref(), Some("queue_full"));
+        assert_eq!(events[1].group_key.as_deref(), Some("other"));
+        assert_eq!(
+            events[1].fingerprints,
+            vec!["aaaa".to_string(), "bbbb".to_string()]
+        );
+        assert_eq!(
+            events[1].firing,
+            vec!["aaaa".to_string(), "bbbb".to_string()]
+        );
         let key = dedupe_key("firing", "other", other.firing(), false);
         assert_eq!(
             fixture.intake.log().state().duplicate_of(&key, Utc::now()),
@@ -987,27 +1407,21 @@ mod tests {
 
     #[tokio::test]
     async fn journal_failure_gets_503() {
+        let dir = tempfile::tempdir().unwrap();
         let journal = Journal::open(Path::new("/dev/full")).unwrap();
         let log = IncidentLog::with_journal(journal, Duration::from_secs(1));
         let (sender, mut jobs) = mpsc::channel(4);
-        let options = IntakeOptions {
-            capture_on_resolved: false,
-            retry_after_secs: 2,
-        };
-        let intake = Intake::new(
-            Arc::new(log),
-            sender,
-            Metrics::new(),
-            options,
-            None,
-            SlackSettings::default(),
-        );
+        let metrics = Metrics::new();
+        let parts = parts(Arc::new(log), sender, &metrics, dir.path(), 1);
+        let intake = Intake::new(parts, options());
 
         let reply = intake.receive(Bytes::from_static(FIRING.as_bytes()));
 
         assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(reply.body.reason, Some("journal_error"));
         assert!(jobs.try_recv().is_err());
+        let pending = PendingJobs::in_data_dir(dir.path()).load_all().unwrap().0;
+        assert!(pending.is_empty(), "{pending:?}");
     }
 
     #[tokio::test]
@@ -1035,5 +1449,190 @@ mod tests {
             Some(first_incident.as_str())
         );
         assert!(restarted.jobs.try_recv().is_err());
+    }
+
+    /// The group of `FIRING` with alert `bbbb` resolved and `aaaa` still firing.
+    fn one_resolved_json() -> String {
+        let mut group = notification(FIRING);
+        group.alerts[1].status = "resolved".to_string();
+        group.alerts[1].ends_at_raw = Some("2026-12-03T22:00:00Z".parse().unwrap());
+        serde_json::to_string(&group).unwrap()
+    }
+
+    #[tokio::test]
+    async fn one_alert_resolving_starts_no_capture() {
+        let mut fixture = fixture(4);
+        let first = fixture
+            .intake
+            .receive(Bytes::from_static(FIRING.as_bytes()));
+        fixture.jobs.try_recv().unwrap();
+
+        let reply = fixture.intake.receive(Bytes::from(one_resolved_json()));
+
+        assert_eq!(reply.status, StatusCode::OK);
+        assert_eq!(reply.body.capture, Some(CaptureDecision::Deduplicated));
+        assert_eq!(reply.body.incident, first.body.incident);
+        assert!(fixture.jobs.try_recv().is_err());
+        let state = fixture.intake.log().state();
+        assert_eq!(state.incident_of("bbbb"), None);
+        assert_eq!(state.incident_of("aaaa"), first.body.incident.as_deref());
+    }
+
+    #[tokio::test]
+    async fn resolution_names_incident_alert_first_fired_in() {
+        let mut fixture = fixture(4);
+        let first = fixture
+            .intake
+            .receive(Bytes::from_static(FIRING.as_bytes()));
+        let original = first.body.incident.clone().unwrap();
+        let mut grown = notification(FIRING);
+        let mut third = grown.alerts[0].clone();
+        third.fingerprint = "cccc".to_string();
+        grown.alerts.push(third);
+        let second = fixture
+            .intake
+            .receive(Bytes::from(serde_json::to_vec(&grown).unwrap()));
+        assert_eq!(second.body.capture, Some(CaptureDecision::Queued));
+        assert_eq!(fixture.jobs.try_recv().unwrap().incident_id, original);
+        fixture.jobs.try_recv().unwrap();
+        fixture
+            .intake
+            .log()
+            .state()
+            .note_bundle(&original, "bundle-1");
+
+        let reply = fixture.intake.receive(Bytes::from(resolved_json()));
+
+        assert_eq!(reply.body.incident.as_deref(), Some(original.as_str()));
+        let events = journal(&fixture);
+        assert_eq!(events.last().unwrap().bundle.as_deref(), Some("bundle-1"));
+        let state = fixture.intake.log().state();
+        assert_ne!(state.incident_of("cccc"), Some(original.as_str()));
+    }
+
+    #[tokio::test]
+    async fn top_level_array_is_rejected() {
+        let fixture = fixture(4);
+        let body = "  [\"4\", \"key\"]";
+        let reply = fixture.intake.receive(Bytes::from(body));
+
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+        assert_eq!(reply.body.reason, Some("malformed_json"));
+        let error = reply.body.error.unwrap();
+        assert!(error.contains("expected a JSON object"), "{error}");
+        assert_eq!(reply.body.line, Some(1));
+        assert_eq!(reply.body.column, Some(3));
+    }
+
+    #[tokio::test]
+    async fn bad_starts_at_names_field_path() {
+        let fixture = fixture(4);
+        let body = FIRING.replacen("2026-12-03T21:44:05Z", "yesterday", 1);
+        let reply = fixture.intake.receive(Bytes::from(body));
+
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+        let error = reply.body.error.unwrap();
+        assert!(error.contains("alerts[1].startsAt"), "{error}");
+        assert_eq!(reply.body.line, Some(10));
+    }
+
+    #[tokio::test]
+    async fn trailing_characters_are_rejected() {
+        let fixture = fixture(4);
+        let reply = fixture.intake.receive(Bytes::from(format!("{FIRING} x")));
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    }
+
+    #[tokio::test]
+    async fn other_version_is_accepted_with_warning() {
+        let fixture = fixture(4);
+        let body = FIRING.replace("\"version\": \"4\"", "\"version\": \"5\"");
+        let reply = fixture.intake.receive(Bytes::from(body));
+
+        assert_eq!(reply.status, StatusCode::ACCEPTED);
+        let events = journal(&fixture);
+        let expected = vec!["webhook version \"5\" is not 4; read as version 4".to_string()];
+        assert_eq!(events[0].warnings, expected);
+    }
+
+    #[tokio::test]
+    async fn unknown_status_is_counted_and_ignored() {
+        let mut fixture = fixture(4);
+        let body = FIRING.replace("\"status\": \"firing\"", "\"status\": \"FIRING\"");
+        let reply = fixture.intake.receive(Bytes::from(body));
+
+        assert_eq!(reply.status, StatusCode::OK);
+        assert_eq!(reply.body.outcome, Some("ignored"));
+        assert!(fixture.jobs.try_recv().is_err());
+        let events = journal(&fixture);
+        assert_eq!(
+            events[0].reason.as_deref(),
+            Some("unknown alert status \"FIRING\"")
+        );
+        let other = fixture.metrics.alerts_total.with_label_values(&["other"]);
+        assert_eq!(other.get(), 2);
+    }
+
+    #[tokio::test]
+    async fn alert_without_name_keeps_empty_name() {
+        let mut fixture = fixture(4);
+        let mut group = notification(FIRING);
+        group.alerts[0].labels.remove("alertname");
+        fixture
+            .intake
+            .receive(Bytes::from(serde_json::to_vec(&group).unwrap()));
+
+        let job = fixture.jobs.try_recv().unwrap();
+        assert_eq!(job.trigger.alerts[0].name, "");
+        assert_eq!(group.alerts[0].name(), "(no alertname)");
+    }
+
+    #[tokio::test]
+    async fn queued_capture_is_pending_until_finished() {
+        let mut fixture = fixture(4);
+        let reply = fixture
+            .intake
+            .receive(Bytes::from_static(FIRING.as_bytes()));
+        let incident = reply.body.incident.unwrap();
+        let pending = PendingJobs::in_data_dir(fixture._dir.path());
+
+        let (jobs, _) = pending.load_all().unwrap();
+        assert_eq!(jobs.len(), 1);
+        assert_eq!(jobs[0].incident_id, incident);
+        let job = jobs[0].clone().into_job();
+        assert_eq!(job.body.as_deref(), Some(FIRING.as_bytes()));
+        assert_eq!(job.trigger.alerts.len(), 2);
+        assert!(fixture.jobs.try_recv().is_ok());
+    }
+
+    #[tokio::test]
+    async fn full_disk_rejects_with_notification_context() {
+        let mut fixture = fixture_with(tempfile::tempdir().unwrap(), 4, u64::MAX);
+        let reply = fixture
+            .intake
+            .receive(Bytes::from_static(FIRING.as_bytes()));
+
+        assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(reply.body.reason, Some("disk_full"));
+        assert_eq!(reply.retry_after_secs, Some(2));
+        assert!(fixture.jobs.try_recv().is_err());
+        let events = journal(&fixture);
+        assert_eq!(
+            events[0].fingerprints,
+            vec!["aaaa".to_string(), "bbbb".to_string()]
+        );
+    }
+
+    #[test]
+    fn rate_limited_log_counts_suppressed() {
+        let log = RateLimitedLog::default();
+        assert_eq!(log.admit("queue_full"), Some(0));
+        assert_eq!(log.admit("queue_full"), None);
+        assert_eq!(log.admit("queue_full"), None);
+        assert_eq!(log.admit("disk_full"), Some(0));
+        let mut keys = log.keys.lock().unwrap();
+        keys.get_mut("queue_full").unwrap().0 -= LOG_EVERY;
+        drop(keys);
+        assert_eq!(log.admit("queue_full"), Some(2));
     }
 }

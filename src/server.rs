@@ -5,19 +5,20 @@
 //! | `POST /alert` | yes | Alertmanager webhook v4; an empty body is a manual trigger |
 //! | `GET /logs`, `GET /logs/{id}`, `GET /logs/{id}/{file}` | yes | bundles, one bundle's files, one file |
 //! | `GET /metrics` | no | Prometheus text format |
-//! | `GET /healthz`, `GET /readyz` | no | liveness, and readiness (data directory writable, worker running) |
+//! | `GET /healthz`, `GET /readyz` | no | liveness, and readiness (data directory writable with room for a bundle, worker running) |
 //!
 //! Auth applies only when a bearer token or basic credentials are configured. Bundle ids and
 //! file names from the path go through [`BundleStore::file_path`], which returns `None` for
 //! anything that would leave the bundle; those requests get 404.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aegisir_platform::{Collector, PlatformError};
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER, X_CONTENT_TYPE_OPTIONS};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -25,7 +26,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
@@ -34,10 +35,13 @@ use tower_http::trace::TraceLayer;
 use crate::auth::AuthSettings;
 use crate::config::Settings;
 use crate::history::{History, Recorder};
+use crate::incidents::{Event, Outcome};
 use crate::incidents::{IncidentLog, JournalError, RebuildStats};
-use crate::intake::{BodyInfo, Intake, IntakeOptions, Rejection, Reply};
+use crate::intake::{BodyInfo, CaptureJob, Intake, IntakeOptions, IntakeParts, Rejection, Reply};
 use crate::metrics::Metrics;
+use crate::pending::PendingJobs;
 use crate::slack::{Notifier, SlackError};
+use crate::space::{SpaceCheck, SpaceStatus};
 use crate::store::{BundleStore, BundleSummary, FileEntry, StoreError, Trigger};
 use crate::worker::{Pipeline, Worker, WorkerStatus};
 
@@ -50,6 +54,23 @@ pub struct AppState {
     pub auth: Arc<AuthSettings>,
     pub body_limit_bytes: usize,
     pub worker: Arc<WorkerStatus>,
+    /// The last readiness `/readyz` reported, so only changes are logged.
+    pub readiness: Arc<Readiness>,
+}
+
+/// The readiness last reported: unknown, ready or not ready.
+#[derive(Debug, Default)]
+pub struct Readiness(AtomicU8);
+
+impl Readiness {
+    const READY: u8 = 1;
+    const NOT_READY: u8 = 2;
+
+    /// Stores the new readiness and returns whether it differs from the last one.
+    fn changed_to(&self, ready: bool) -> bool {
+        let value = if ready { Self::READY } else { Self::NOT_READY };
+        self.0.swap(value, Ordering::Relaxed) != value
+    }
 }
 
 /// Builds the router with every route.
@@ -62,7 +83,9 @@ pub fn router(state: AppState) -> Router {
         .route("/logs", get(list_bundles))
         .route("/logs/{id}", get(list_bundle_files))
         .route("/logs/{id}/{file}", get(download_file))
-        .layer(TraceLayer::new_for_http())
+        // The intake logs each rejection itself, rate-limited, so the 503s it sends on
+        // purpose are not logged again as failures.
+        .layer(TraceLayer::new_for_http().on_failure(()))
         .with_state(state)
 }
 
@@ -78,6 +101,9 @@ async fn post_alert(State(state): State<AppState>, headers: HeaderMap, body: Bod
         return unauthorized(&state.auth, reply);
     }
 
+    // NOTE: a Content-Length hyper cannot parse (not a number, above u64::MAX, or two
+    // different values) gets 400 from hyper before any handler or middleware runs, so that
+    // request is neither journaled nor counted.
     if declared.is_some_and(|length| length > state.body_limit_bytes as u64) {
         return reject_too_large(&state, BodyInfo::declared(declared));
     }
@@ -168,12 +194,17 @@ async fn get_healthz() -> Response {
 }
 
 async fn get_readyz(State(state): State<AppState>) -> Response {
-    let store = state.store.clone();
-    let writable = tokio::task::spawn_blocking(move || store.is_writable())
+    let intake = state.intake.clone();
+    let space = tokio::task::spawn_blocking(move || intake.space().status())
         .await
-        .unwrap_or(false);
+        .ok();
+    let writable = space.is_some_and(|space| !matches!(space, SpaceStatus::Unwritable));
+    let room = space.is_some_and(SpaceStatus::is_ok);
     let worker_running = state.worker.is_running();
-    let ready = writable && worker_running;
+    let ready = room && worker_running;
+    if state.readiness.changed_to(ready) {
+        log_readiness(ready, writable, room, worker_running);
+    }
 
     let status = if ready {
         StatusCode::OK
@@ -183,9 +214,23 @@ async fn get_readyz(State(state): State<AppState>) -> Response {
     let body = json!({
         "ready": ready,
         "data_dir_writable": writable,
+        "data_dir_space": space,
         "worker_running": worker_running,
     });
     (status, Json(body)).into_response()
+}
+
+fn log_readiness(ready: bool, writable: bool, room: bool, worker_running: bool) {
+    if ready {
+        tracing::info!("ready");
+    } else {
+        tracing::warn!(
+            data_dir_writable = writable,
+            data_dir_has_room = room,
+            worker_running,
+            "not ready"
+        );
+    }
 }
 
 /// One bundle in the `GET /logs` listing.
@@ -196,6 +241,7 @@ struct BundleListing {
     trigger: Option<Trigger>,
     digest: String,
     bytes: u64,
+    manifest_error: Option<String>,
 }
 
 impl From<BundleSummary> for BundleListing {
@@ -206,20 +252,35 @@ impl From<BundleSummary> for BundleListing {
             trigger: summary.trigger,
             digest: summary.digest,
             bytes: summary.bytes,
+            manifest_error: summary.manifest_error,
         }
     }
 }
 
-async fn list_bundles(State(state): State<AppState>, headers: HeaderMap) -> Response {
+/// The query of `GET /logs`. `limit` is the page size (default 100, at most 1000), and
+/// `before` is the `next` id of the previous page.
+#[derive(Debug, Deserialize)]
+struct ListQuery {
+    limit: Option<usize>,
+    before: Option<String>,
+}
+
+async fn list_bundles(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<ListQuery>,
+) -> Response {
     if !state.auth.check(&headers) {
         return unauthorized_read(&state);
     }
     let store = state.store.clone();
-    let listing = tokio::task::spawn_blocking(move || store.list()).await;
+    let listing =
+        tokio::task::spawn_blocking(move || store.list_page(query.limit, query.before.as_deref()))
+            .await;
     match listing {
-        Ok(Ok(bundles)) => {
-            let bundles: Vec<BundleListing> = bundles.into_iter().map(Into::into).collect();
-            Json(json!({"bundles": bundles})).into_response()
+        Ok(Ok(page)) => {
+            let bundles: Vec<BundleListing> = page.bundles.into_iter().map(Into::into).collect();
+            Json(json!({"bundles": bundles, "next": page.next})).into_response()
         }
         Ok(Err(error)) => {
             tracing::error!(%error, "failed to list bundles");
@@ -323,6 +384,8 @@ pub enum ServeError {
     Platform(#[from] PlatformError),
     #[error(transparent)]
     Journal(#[from] JournalError),
+    #[error(transparent)]
+    Pending(#[from] crate::pending::PendingError),
     #[error("failed to start the Slack notifier: {0}")]
     Slack(#[from] SlackError),
     #[error("failed to start a {what} thread: {source}")]
@@ -387,7 +450,16 @@ impl App {
             None => None,
         };
 
-        let (sender, receiver) = mpsc::channel(settings.intake.queue_capacity);
+        let pending = PendingJobs::in_data_dir(&settings.data_dir);
+        let requeue = load_pending(&pending, &log)?;
+        let space = Arc::new(SpaceCheck::new(
+            &settings.data_dir,
+            settings.intake.min_free_bytes,
+        ));
+
+        // The queue also holds the captures left from the last run, on top of its capacity.
+        let (sender, receiver) = mpsc::channel(settings.intake.queue_capacity + requeue.len());
+        requeue_pending(requeue, &log, &sender, &metrics);
         let pipeline = Arc::new(Pipeline {
             collector,
             store: store.clone(),
@@ -399,34 +471,35 @@ impl App {
             host_lock,
             keep_secrets: settings.capture.keep_secrets,
             nice: settings.capture.nice,
+            pending: pending.clone(),
+            space: space.clone(),
         });
-        let worker =
-            Worker::start(pipeline, receiver, settings.intake.concurrency).map_err(|source| {
-                ServeError::Thread {
-                    what: "capture",
-                    source,
-                }
-            })?;
+        let worker = Worker::start(pipeline, receiver).map_err(|source| ServeError::Thread {
+            what: "capture",
+            source,
+        })?;
 
         let options = IntakeOptions {
             capture_on_resolved: settings.capture.on_resolved,
             retry_after_secs: settings.capture.interval.as_secs_f64().ceil() as u64 + 1,
         };
-        let intake = Intake::new(
+        let parts = IntakeParts {
             log,
-            sender,
-            metrics.clone(),
-            options,
-            Some(notifier),
-            settings.slack.clone(),
-        );
+            queue: sender,
+            metrics: metrics.clone(),
+            pending,
+            space,
+            notifier: Some(notifier),
+            slack: settings.slack.clone(),
+        };
         let state = AppState {
-            intake: Arc::new(intake),
+            intake: Arc::new(Intake::new(parts, options)),
             store,
             metrics,
             auth: Arc::new(settings.auth.clone()),
             body_limit_bytes: settings.intake.body_limit_bytes,
             worker: worker.status(),
+            readiness: Arc::default(),
         };
 
         Ok(App {
@@ -450,6 +523,57 @@ impl App {
         worker.stop(grace);
         if let Some(recorder) = recorder {
             recorder.stop();
+        }
+    }
+}
+
+/// Reads the captures an earlier run queued but did not finish, and makes every other
+/// unfinished capture of the journal no dedupe target, so its retry captures.
+pub fn load_pending(
+    pending: &PendingJobs,
+    log: &IncidentLog,
+) -> Result<Vec<CaptureJob>, ServeError> {
+    let (jobs, invalid) = pending.load_all()?;
+    for (path, error) in &invalid {
+        tracing::error!(path = %path.display(), %error, "ignoring an unreadable pending capture");
+    }
+    let ids: std::collections::HashSet<&str> =
+        jobs.iter().map(|job| job.incident_id.as_str()).collect();
+    let forgotten = log
+        .state()
+        .forget_lost_captures(|incident| ids.contains(incident));
+    if forgotten > 0 {
+        tracing::warn!(
+            incidents = forgotten,
+            "captures of an earlier run never finished and left no pending job; their alerts capture again"
+        );
+    }
+    Ok(jobs.into_iter().map(|job| job.into_job()).collect())
+}
+
+/// Queues the captures of [`load_pending`] again, each journaled as `requeued`. The queue must
+/// have room for all of them.
+pub fn requeue_pending(
+    jobs: Vec<CaptureJob>,
+    log: &IncidentLog,
+    sender: &mpsc::Sender<CaptureJob>,
+    metrics: &Metrics,
+) {
+    for job in jobs {
+        let event = Event {
+            incident: Some(job.incident_id.clone()),
+            reason: Some("pending from an earlier run".to_string()),
+            ..Event::new(Outcome::Requeued)
+        };
+        if let Err(error) = log.append(&event) {
+            tracing::error!(incident = %job.incident_id, %error, "failed to journal a requeued capture");
+        }
+        tracing::info!(incident = %job.incident_id, "capture from an earlier run queued again");
+        match sender.try_send(job) {
+            Ok(()) => metrics.capture_queue_depth.inc(),
+            Err(error) => {
+                tracing::error!(%error, "failed to queue a capture from an earlier run; it stays pending")
+            }
         }
     }
 }
@@ -607,29 +731,45 @@ mod tests {
         auth: AuthSettings,
         body_limit_bytes: usize,
     ) -> Bench {
+        bench_with(dir, capacity, auth, body_limit_bytes, 1)
+    }
+
+    fn bench_with(
+        dir: tempfile::TempDir,
+        capacity: usize,
+        auth: AuthSettings,
+        body_limit_bytes: usize,
+        min_free_bytes: u64,
+    ) -> Bench {
         let store = BundleStore::open(dir.path()).unwrap();
         let (log, _) = IncidentLog::open(dir.path(), Duration::from_secs(300)).unwrap();
-        let (sender, jobs) = mpsc::channel(capacity);
+        let log = Arc::new(log);
+        let pending = PendingJobs::in_data_dir(dir.path());
+        let requeue = load_pending(&pending, &log).unwrap();
+        let (sender, jobs) = mpsc::channel(capacity + requeue.len());
         let metrics = Metrics::new();
+        requeue_pending(requeue, &log, &sender, &metrics);
         let options = IntakeOptions {
             capture_on_resolved: false,
             retry_after_secs: 2,
         };
-        let intake = Intake::new(
-            Arc::new(log),
-            sender,
-            metrics.clone(),
-            options,
-            None,
-            SlackSettings::default(),
-        );
+        let parts = IntakeParts {
+            log,
+            queue: sender,
+            metrics: metrics.clone(),
+            pending,
+            space: Arc::new(SpaceCheck::new(dir.path(), min_free_bytes)),
+            notifier: None,
+            slack: SlackSettings::default(),
+        };
         let state = AppState {
-            intake: Arc::new(intake),
+            intake: Arc::new(Intake::new(parts, options)),
             store,
             metrics: metrics.clone(),
             auth: Arc::new(auth),
             body_limit_bytes,
             worker: Arc::new(WorkerStatus::default()),
+            readiness: Arc::default(),
         };
         Bench {
             dir,
@@ -877,7 +1017,152 @@ mod tests {
         assert_eq!(status, StatusCode::OK);
         assert_eq!(json(&second)["capture"], "deduplicated");
         assert_eq!(json(&second)["incident"], json(&first)["incident"]);
+        let requeued = restarted.jobs.try_recv().unwrap();
+        assert_eq!(json(&first)["incident"], requeued.incident_id.as_str());
         assert!(restarted.jobs.try_recv().is_err());
+    }
+
+    #[tokio::test]
+    async fn restart_requeues_unfinished_capture() {
+        let bench = open_bench(4);
+        let (status, _, first) = send(&bench.router, post(FIRING)).await;
+        assert_eq!(status, StatusCode::ACCEPTED);
+        let incident = json(&first)["incident"].as_str().unwrap().to_string();
+        let pending = PendingJobs::in_data_dir(bench.dir.path());
+        assert!(pending.contains(&incident));
+        let Bench { dir, router, .. } = bench;
+        drop(router);
+
+        // The first run stopped before its worker took the job.
+        let mut restarted = bench_in(dir, 4, AuthSettings::default(), 1 << 20);
+
+        let job = restarted.jobs.try_recv().unwrap();
+        assert_eq!(job.incident_id, incident);
+        assert_eq!(job.body.as_deref(), Some(FIRING.as_bytes()));
+        assert_eq!(job.trigger.incident_id, incident);
+        let notification = job.notification.unwrap();
+        assert_eq!(notification.alerts[0].fingerprint, "a1b2c3d4e5f60718");
+        assert_eq!(restarted.metrics.capture_queue_depth.get(), 1);
+        let events = journal(restarted.dir.path());
+        let last = events.last().unwrap();
+        assert_eq!(last.outcome, Outcome::Requeued);
+        assert_eq!(last.incident.as_deref(), Some(incident.as_str()));
+    }
+
+    #[tokio::test]
+    async fn restart_forgets_capture_without_pending_job() {
+        let bench = open_bench(4);
+        let (_, _, first) = send(&bench.router, post(FIRING)).await;
+        let incident = json(&first)["incident"].as_str().unwrap().to_string();
+        PendingJobs::in_data_dir(bench.dir.path())
+            .remove(&incident)
+            .unwrap();
+        let Bench { dir, router, .. } = bench;
+        drop(router);
+
+        let mut restarted = bench_in(dir, 4, AuthSettings::default(), 1 << 20);
+        assert!(restarted.jobs.try_recv().is_err());
+        let (status, _, second) = send(&restarted.router, post(FIRING)).await;
+
+        assert_eq!(status, StatusCode::ACCEPTED);
+        assert_eq!(json(&second)["capture"], "queued");
+        assert_ne!(json(&second)["incident"], incident.as_str());
+        assert!(restarted.jobs.try_recv().is_ok());
+    }
+
+    #[tokio::test]
+    async fn finished_capture_stays_dedupe_target_after_restart() {
+        let bench = open_bench(4);
+        let (_, _, first) = send(&bench.router, post(FIRING)).await;
+        let incident = json(&first)["incident"].as_str().unwrap().to_string();
+        let captured = Event {
+            incident: Some(incident.clone()),
+            bundle: Some("2026-12-03T21-45-38.812Z_9f2c4e1a7b3d".to_string()),
+            ..Event::new(Outcome::Captured)
+        };
+        Journal::open(&Journal::path_in(bench.dir.path()))
+            .unwrap()
+            .append(&captured)
+            .unwrap();
+        PendingJobs::in_data_dir(bench.dir.path())
+            .remove(&incident)
+            .unwrap();
+        let Bench { dir, router, .. } = bench;
+        drop(router);
+
+        let restarted = bench_in(dir, 4, AuthSettings::default(), 1 << 20);
+        let (status, _, second) = send(&restarted.router, post(FIRING)).await;
+
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(json(&second)["incident"], incident.as_str());
+    }
+
+    #[tokio::test]
+    async fn full_disk_gets_503_and_not_ready() {
+        let mut bench = bench_with(
+            tempfile::tempdir().unwrap(),
+            4,
+            AuthSettings::default(),
+            1 << 20,
+            u64::MAX,
+        );
+        let (status, headers, body) = send(&bench.router, post(FIRING)).await;
+
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(headers.get(RETRY_AFTER).unwrap(), "2");
+        assert_eq!(json(&body)["reason"], "disk_full");
+        assert!(bench.jobs.try_recv().is_err());
+        let events = journal(bench.dir.path());
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].reason.as_deref(), Some("disk_full"));
+        assert_eq!(
+            events[0].group_key.as_deref(),
+            Some("{}:{alertname=\"HighCPUUsage\"}")
+        );
+        assert_eq!(events[0].firing, vec!["a1b2c3d4e5f60718".to_string()]);
+        let full = bench
+            .metrics
+            .rejected_total
+            .with_label_values(&["disk_full"]);
+        assert_eq!(full.get(), 1);
+
+        let (status, _, body) = send(&bench.router, get("/readyz")).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(json(&body)["data_dir_space"]["state"], "full");
+    }
+
+    #[tokio::test]
+    async fn removed_data_dir_gets_503_unwritable() {
+        let bench = open_bench(4);
+        std::fs::remove_dir_all(bench.dir.path()).unwrap();
+        let (status, _, body) = send(&bench.router, post(Body::empty())).await;
+
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(json(&body)["reason"], "data_dir_unwritable");
+        let unwritable = bench
+            .metrics
+            .rejected_total
+            .with_label_values(&["data_dir_unwritable"]);
+        assert_eq!(unwritable.get(), 1);
+    }
+
+    #[tokio::test]
+    async fn metrics_list_every_label_at_zero() {
+        let bench = open_bench(4);
+        let (_, _, body) = send(&bench.router, get("/metrics")).await;
+        let text = String::from_utf8_lossy(&body);
+        let expected = [
+            "aegisir_alerts_total{status=\"other\"} 0",
+            "aegisir_alerts_total{status=\"manual\"} 0",
+            "aegisir_rejected_requests_total{reason=\"queue_full\"} 0",
+            "aegisir_rejected_requests_total{reason=\"disk_full\"} 0",
+            "aegisir_captures_total{result=\"error\"} 0",
+            "aegisir_slack_notifications_total{result=\"rate_limited\"} 0",
+            "aegisir_notifications_total{outcome=\"ignored\"} 0",
+        ];
+        for series in expected {
+            assert!(text.contains(series), "missing {series} in\n{text}");
+        }
     }
 
     #[tokio::test]

@@ -1,13 +1,14 @@
 //! The capture worker: takes queued captures one at a time and turns each into a bundle and a
 //! Slack notice.
 //!
-//! Captures run on dedicated threads (one by default, `intake.concurrency` at most) at a low
-//! priority, so that a capture yields the CPU to the host's own work and never blocks the
-//! async runtime. Per capture, in this order: read the host (against a recent history sample
-//! as the baseline when there is one, otherwise two samples an interval apart), redact secrets
-//! in command lines (unless `capture.keep_secrets`), render the reports, write the bundle, and
-//! journal it. Only then is Slack told, so a notice always names a complete bundle. A failed
-//! capture is journaled and counted, and the thread goes on with the next one.
+//! Captures run one at a time on a dedicated thread at a low priority, so that a capture
+//! yields the CPU to the host's own work and never blocks the async runtime. Per capture, in
+//! this order: read the host (against a recent history sample as the baseline when there is
+//! one, otherwise two samples an interval apart), redact secrets in command lines (unless
+//! `capture.keep_secrets`), render the reports, write the bundle, and journal it. Only then is
+//! Slack told, so a notice always names a complete bundle, and the pending job file is
+//! removed. A failed or panicking capture is journaled and counted, and the thread goes on
+//! with the next one.
 
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -22,8 +23,10 @@ use crate::history::History;
 use crate::incidents::{Event, IncidentLog, Outcome};
 use crate::intake::CaptureJob;
 use crate::metrics::Metrics;
+use crate::pending::PendingJobs;
 use crate::report;
 use crate::slack::{self, CaptureNotice, NotifierHandle, SlackSettings};
+use crate::space::SpaceCheck;
 use crate::store::{BundleInfo, BundleInput, BundleStore, StoreError};
 
 /// Whether the worker runs, for `/readyz`, and whether it should skip the queue.
@@ -70,12 +73,16 @@ pub struct Pipeline {
     pub host_lock: Arc<Mutex<()>>,
     pub keep_secrets: bool,
     pub nice: i32,
+    /// Job files of queued captures, removed once a capture is journaled.
+    pub pending: PendingJobs,
+    /// Told each bundle's size, which sets the free space the next capture needs.
+    pub space: Arc<SpaceCheck>,
 }
 
-/// The running worker threads.
+/// The running worker thread.
 pub struct Worker {
     status: Arc<WorkerStatus>,
-    threads: Vec<JoinHandle<()>>,
+    thread: JoinHandle<()>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -87,58 +94,74 @@ pub enum CaptureError {
 }
 
 impl Worker {
-    /// Starts `concurrency` capture threads reading from `queue`.
+    /// Starts the capture thread reading from `queue`. One thread is enough because captures
+    /// hold the host lock while they read the host, so two never overlap.
     pub fn start(
         pipeline: Arc<Pipeline>,
         queue: mpsc::Receiver<CaptureJob>,
-        concurrency: usize,
     ) -> std::io::Result<Worker> {
         let status = Arc::new(WorkerStatus::default());
-        let queue = Arc::new(Mutex::new(queue));
-        let mut threads = Vec::new();
-        for index in 0..concurrency.max(1) {
-            status.running_threads.fetch_add(1, Ordering::SeqCst);
-            let guard = RunningGuard(status.clone());
-            let pipeline = pipeline.clone();
-            let queue = queue.clone();
-            let thread = std::thread::Builder::new()
-                .name(format!("aegisir-capture-{index}"))
-                .spawn(move || {
-                    let _guard = guard;
-                    lower_thread_priority(pipeline.nice);
-                    run_queue(&pipeline, &queue, &_guard.0);
-                })?;
-            threads.push(thread);
-        }
-        Ok(Worker { status, threads })
+        status.running_threads.fetch_add(1, Ordering::SeqCst);
+        let guard = RunningGuard(status.clone());
+        let queue = Mutex::new(queue);
+        let thread = std::thread::Builder::new()
+            .name("aegisir-capture".to_string())
+            .spawn(move || {
+                let guard = guard;
+                lower_thread_priority(pipeline.nice);
+                run_queue(&pipeline, &queue, &guard.0);
+            })?;
+        Ok(Worker { status, thread })
     }
 
     pub fn status(&self) -> Arc<WorkerStatus> {
         self.status.clone()
     }
 
-    /// Waits up to `grace` for the threads to finish the capture in progress. The queue must
-    /// be closed (every sender dropped) for them to end.
+    /// Waits up to `grace` for the thread to finish the capture in progress. The queue must
+    /// be closed (every sender dropped) for it to end.
     pub fn stop(self, grace: Duration) {
         self.status.begin_stop();
         let deadline = Instant::now() + grace;
-        for thread in self.threads {
-            while !thread.is_finished() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            if thread.is_finished() {
-                let _ = thread.join();
-            } else {
-                tracing::warn!("capture still running at shutdown; leaving it unfinished");
-            }
+        while !self.thread.is_finished() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if self.thread.is_finished() {
+            let _ = self.thread.join();
+        } else {
+            tracing::warn!("capture still running at shutdown; leaving it unfinished");
         }
     }
+}
+
+/// What the queue loop does with each job.
+struct JobHandlers<'a> {
+    run: &'a dyn Fn(CaptureJob),
+    skip: &'a dyn Fn(&CaptureJob),
+    /// Called with the incident and the panic message when `run` panics.
+    panicked: &'a dyn Fn(&str, String),
 }
 
 fn run_queue(
     pipeline: &Pipeline,
     queue: &Mutex<mpsc::Receiver<CaptureJob>>,
     status: &WorkerStatus,
+) {
+    let handlers = JobHandlers {
+        run: &|job| run_job(pipeline, job),
+        skip: &|job| skip(pipeline, job),
+        panicked: &|incident, text| record_panic(pipeline, incident, &text),
+    };
+    drain(queue, status, &pipeline.metrics, &handlers);
+}
+
+/// Takes jobs until the queue closes. A job that panics (in the capture, the journal or a log
+/// line) is reported to `handlers.panicked` and the loop goes on with the next job.
+fn drain(
+    queue: &Mutex<mpsc::Receiver<CaptureJob>>,
+    status: &WorkerStatus,
+    metrics: &Metrics,
+    handlers: &JobHandlers<'_>,
 ) {
     loop {
         let job = {
@@ -148,16 +171,22 @@ fn run_queue(
         let Some(job) = job else {
             break;
         };
-        pipeline.metrics.capture_queue_depth.dec();
+        metrics.capture_queue_depth.dec();
 
         if status.is_stopping() {
-            skip(pipeline, &job);
+            let _ = panic::catch_unwind(AssertUnwindSafe(|| (handlers.skip)(&job)));
             continue;
         }
-        run_job(pipeline, job);
+        let incident = job.incident_id.clone();
+        if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(|| (handlers.run)(job))) {
+            let text = panic_text(&*payload);
+            let _ = panic::catch_unwind(AssertUnwindSafe(|| (handlers.panicked)(&incident, text)));
+        }
     }
 }
 
+/// Journals a capture not run because the server is stopping. Its pending job file stays, so
+/// the next start runs it.
 fn skip(pipeline: &Pipeline, job: &CaptureJob) {
     let event = Event {
         incident: Some(job.incident_id.clone()),
@@ -167,7 +196,19 @@ fn skip(pipeline: &Pipeline, job: &CaptureJob) {
     if let Err(error) = pipeline.log.append(&event) {
         tracing::error!(incident = %job.incident_id, %error, "failed to journal a skipped capture");
     }
-    tracing::warn!(incident = %job.incident_id, "capture skipped because the server is stopping");
+    tracing::warn!(incident = %job.incident_id, "capture skipped because the server is stopping; it runs again at the next start");
+}
+
+/// Records a job that panicked outside the capture itself: as failed, unless its bundle was
+/// already journaled.
+fn record_panic(pipeline: &Pipeline, incident: &str, text: &str) {
+    let captured = pipeline.log.state().bundle_of(incident).is_some();
+    if captured {
+        tracing::error!(incident = %incident, panic = %text, "capture job panicked after its bundle was written");
+        return;
+    }
+    let error = CaptureError::Panicked(text.to_string());
+    record_failure(pipeline, incident, &error, Duration::ZERO);
 }
 
 /// Runs one job to the end: capture, bundle, journal, Slack. A panic inside the capture is
@@ -199,7 +240,7 @@ pub fn run_job(pipeline: &Pipeline, job: CaptureJob) {
             );
             notify(pipeline, &job, &capture, &bundle);
         }
-        Err(error) => record_failure(pipeline, &job, &error, duration),
+        Err(error) => record_failure(pipeline, &job.incident_id, &error, duration),
     }
 }
 
@@ -265,6 +306,7 @@ fn record_success(pipeline: &Pipeline, job: &CaptureJob, bundle: &BundleInfo, du
     let metrics = &pipeline.metrics;
     metrics.captures_total.with_label_values(&["ok"]).inc();
     metrics.bundle_bytes_total.inc_by(bundle.bytes_written);
+    pipeline.space.note_bundle(bundle.bytes_written);
 
     pipeline
         .log
@@ -278,24 +320,36 @@ fn record_success(pipeline: &Pipeline, job: &CaptureJob, bundle: &BundleInfo, du
     };
     if let Err(error) = pipeline.log.append(&event) {
         tracing::error!(incident = %job.incident_id, bundle = %bundle.id, %error, "failed to journal a capture");
+        return;
     }
+    remove_pending(pipeline, &job.incident_id);
 }
 
-fn record_failure(pipeline: &Pipeline, job: &CaptureJob, error: &CaptureError, duration: Duration) {
+fn record_failure(pipeline: &Pipeline, incident: &str, error: &CaptureError, duration: Duration) {
     pipeline
         .metrics
         .captures_total
         .with_label_values(&["error"])
         .inc();
-    tracing::error!(incident = %job.incident_id, %error, "capture failed");
+    tracing::error!(incident = %incident, %error, "capture failed");
     let event = Event {
-        incident: Some(job.incident_id.clone()),
+        incident: Some(incident.to_string()),
         reason: Some(error.to_string()),
         duration_secs: Some(duration.as_secs_f64()),
         ..Event::new(Outcome::CaptureFailed)
     };
     if let Err(error) = pipeline.log.append(&event) {
-        tracing::error!(incident = %job.incident_id, %error, "failed to journal a capture failure");
+        tracing::error!(incident = %incident, %error, "failed to journal a capture failure");
+        return;
+    }
+    remove_pending(pipeline, incident);
+}
+
+/// Removes the job file of a capture whose outcome is journaled. A file left behind only
+/// means the capture runs once more after a restart.
+fn remove_pending(pipeline: &Pipeline, incident: &str) {
+    if let Err(error) = pipeline.pending.remove(incident) {
+        tracing::error!(incident = %incident, %error, "failed to remove a pending capture");
     }
 }
 
@@ -374,6 +428,147 @@ mod tests {
     fn current_nice() -> i32 {
         // SAFETY: gettid and getpriority only read plain integer arguments.
         unsafe { libc::getpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t) }
+    }
+
+    fn manual_job(incident: &str) -> CaptureJob {
+        CaptureJob {
+            incident_id: incident.to_string(),
+            trigger: crate::store::Trigger {
+                kind: crate::store::TriggerKind::Manual,
+                incident_id: incident.to_string(),
+                group_key: None,
+                receiver: None,
+                alerts: Vec::new(),
+            },
+            notification: None,
+            body: None,
+            queued_at: Instant::now(),
+        }
+    }
+
+    #[test]
+    fn panicking_job_is_recorded_and_loop_goes_on() {
+        let (sender, receiver) = mpsc::channel(4);
+        sender.blocking_send(manual_job("inc-panics")).unwrap();
+        sender.blocking_send(manual_job("inc-runs")).unwrap();
+        drop(sender);
+        let ran = Mutex::new(Vec::new());
+        let panicked = Mutex::new(Vec::new());
+        let handlers = JobHandlers {
+            run: &|job| {
+                if job.incident_id == "inc-panics" {
+                    panic!("collector broke");
+                }
+                ran.lock().unwrap().push(job.incident_id);
+            },
+            skip: &|_| panic!("no job is skipped"),
+            panicked: &|incident, text| panicked.lock().unwrap().push((incident.to_string(), text)),
+        };
+
+        drain(
+            &Mutex::new(receiver),
+            &WorkerStatus::default(),
+            &Metrics::new(),
+            &handlers,
+        );
+
+        assert_eq!(*ran.lock().unwrap(), vec!["inc-runs".to_string()]);
+        let panicked = panicked.into_inner().unwrap();
+        assert_eq!(
+            panicked,
+            vec![("inc-panics".to_string(), "collector broke".to_string())]
+        );
+    }
+
+    #[test]
+    fn panicking_panic_handler_does_not_stop_loop() {
+        let (sender, receiver) = mpsc::channel(4);
+        sender.blocking_send(manual_job("inc-1")).unwrap();
+        sender.blocking_send(manual_job("inc-2")).unwrap();
+        drop(sender);
+        let attempts = AtomicUsize::new(0);
+        let handlers = JobHandlers {
+            run: &|_| {
+                attempts.fetch_add(1, Ordering::SeqCst);
+                panic!("capture broke");
+            },
+            skip: &|_| {},
+            panicked: &|_, _| panic!("journal broke too"),
+        };
+
+        drain(
+            &Mutex::new(receiver),
+            &WorkerStatus::default(),
+            &Metrics::new(),
+            &handlers,
+        );
+
+        assert_eq!(attempts.load(Ordering::SeqCst), 2);
+    }
+
+    fn pipeline(dir: &std::path::Path) -> Pipeline {
+        let options = aegisir_platform::CaptureOptions::default();
+        let (log, _) = IncidentLog::open(dir, Duration::from_secs(300)).unwrap();
+        Pipeline {
+            collector: Arc::new(Collector::new(options).unwrap()),
+            store: BundleStore::open(dir).unwrap(),
+            log: Arc::new(log),
+            metrics: Metrics::new(),
+            notifier: None,
+            slack: SlackSettings::default(),
+            history: None,
+            host_lock: Arc::new(Mutex::new(())),
+            keep_secrets: false,
+            nice: 0,
+            pending: PendingJobs::in_data_dir(dir),
+            space: Arc::new(SpaceCheck::new(dir, 1)),
+        }
+    }
+
+    #[test]
+    fn panic_is_journaled_as_failure_and_pending_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let pipeline = pipeline(dir.path());
+        let job = manual_job("inc-1");
+        pipeline
+            .pending
+            .save(&crate::pending::PendingJob::of(&job))
+            .unwrap();
+
+        record_panic(&pipeline, "inc-1", "collector broke");
+
+        let path = crate::incidents::Journal::path_in(dir.path());
+        let events = crate::incidents::Journal::read_events(&path).unwrap().0;
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].outcome, Outcome::CaptureFailed);
+        assert_eq!(
+            events[0].reason.as_deref(),
+            Some("capture panicked: collector broke")
+        );
+        assert!(!pipeline.pending.contains("inc-1"));
+        let errors = pipeline
+            .metrics
+            .captures_total
+            .with_label_values(&["error"]);
+        assert_eq!(errors.get(), 1);
+    }
+
+    #[test]
+    fn captured_job_removes_pending_and_notes_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let pipeline = pipeline(dir.path());
+        let job = manual_job("inc-1");
+        pipeline
+            .pending
+            .save(&crate::pending::PendingJob::of(&job))
+            .unwrap();
+
+        run_job(&pipeline, job);
+
+        assert!(!pipeline.pending.contains("inc-1"));
+        let bundles = pipeline.store.list().unwrap();
+        assert_eq!(bundles.len(), 1);
+        assert_eq!(pipeline.space.required_bytes(), 2 * bundles[0].bytes);
     }
 
     #[test]

@@ -6,6 +6,8 @@
 
 mod alertmanager;
 mod cli;
+mod readback;
+mod real_fixture;
 mod serve;
 mod slack_mock;
 mod support;
