@@ -30,21 +30,56 @@ const SECRET_WORDS: &[&str] = &[
     "password",
     "passwd",
     "pass",
+    "passphrase",
     "secret",
     "token",
+    "jwt",
     "apikey",
     "api_key",
     "secret_key",
     "access_key",
     "webhook_url",
+    "storepass",
+    "keypass",
 ];
+
+/// Names that are secret like [`SECRET_WORDS`], except that a value that looks like a file
+/// path is kept: `--private-key /etc/ssh/id_ed25519` names a file, while
+/// `--private-key=MC4CAQ...` is the key itself.
+const PATH_OR_SECRET_WORDS: &[&str] = &["private_key", "credentials"];
 
 /// Names that are secret only as the last part of a longer key: a bare `PWD` is the
 /// working directory, but `MYSQL_PWD` is a password.
 const SECRET_SUFFIXES: &[&str] = &["pwd", "auth"];
 
-/// Whole keys that are secret although no rule above covers them.
-const SECRET_KEYS: &[&str] = &["pgpassword", "auth"];
+/// Whole keys that are secret although no rule above covers them. The keytool names glue
+/// `src` or `dest` to `storepass` and `keypass` without a separator.
+const SECRET_KEYS: &[&str] = &[
+    "pgpassword",
+    "auth",
+    "srcstorepass",
+    "deststorepass",
+    "srckeypass",
+    "destkeypass",
+];
+
+/// Prefixes of access tokens that GitHub, GitLab and Slack issue. Such a token is often
+/// put in a URL as the user name alone (`https://ghp_...@github.com/org/repo`).
+const TOKEN_PREFIXES: &[&str] = &[
+    "ghp_",
+    "gho_",
+    "ghu_",
+    "ghs_",
+    "ghr_",
+    "github_pat_",
+    "glpat-",
+    "xoxb-",
+    "xoxp-",
+];
+
+/// A user name at least this long, made only of letters, digits, `_` and `-`, is taken for
+/// an opaque token rather than an account name.
+const OPAQUE_TOKEN_MIN_BYTES: usize = 20;
 
 /// Flags whose next argument is not masked even though their name is secret: `-pass 1`
 /// is ffmpeg's two-pass encoding, and `--pass` is rarely followed by the value.
@@ -86,6 +121,17 @@ static KEY_VALUE: LazyLock<Regex> =
 /// `scheme://user:password@host`; the user may be empty (`redis://:secret@host`).
 static URL_PASSWORD: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"(?i-u)\b[a-z][a-z0-9+.\-]*://[^\s:/?#@]*:([^\s/?#]*)@").unwrap());
+
+/// `scheme://user@host` with no password; the user is masked only when
+/// [`is_token_user`] takes it for a token.
+static URL_USER: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"(?i-u)\b[a-z][a-z0-9+.\-]*://([^\s:/?#@]+)@").unwrap());
+
+/// The body of a PEM private key, between its `BEGIN` and `END` lines (or to the end of the
+/// segment when the `END` line is missing).
+static PEM_PRIVATE_KEY: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?s-u)-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----(.+?)(?:-----END|\z)").unwrap()
+});
 
 /// `Authorization: Bearer TOKEN`, `Proxy-Authorization: Basic B64`, `authorization=TOKEN`.
 static AUTHORIZATION: LazyLock<Regex> = LazyLock::new(|| {
@@ -140,8 +186,24 @@ pub fn redact_argv_bytes(raw: &[u8]) -> Cow<'_, [u8]> {
     }
 }
 
-/// Masks secrets in the snapshot's command lines and in the raw `cmdline` and `environ`
-/// entries of both samples.
+/// Masks the secrets in a process name, which a process can set to any text (`prctl`
+/// with `PR_SET_NAME`, or by rewriting its argv[0]). The whole name is one argument, so a
+/// `key=value` value runs to its end.
+///
+/// Returns the input unchanged (borrowed) when it contains nothing to mask.
+pub fn redact_process_name(name: &str) -> Cow<'_, str> {
+    let bytes = name.as_bytes();
+    let masks = segment_masks(bytes, 0..bytes.len(), SegmentKind::Argument);
+
+    match apply_masks(bytes, masks) {
+        Some(redacted) => Cow::Owned(String::from_utf8_lossy(&redacted).into_owned()),
+        None => Cow::Borrowed(name),
+    }
+}
+
+/// Masks secrets in the snapshot's process names and command lines and in the raw
+/// `cmdline` and `environ` entries of both samples. The names inside the raw `stat` and
+/// `status` files are not masked.
 ///
 /// Where the raw argv of a process is present and joins to the snapshot's command line, the
 /// snapshot line is rebuilt from the redacted argv, so a secret that contains spaces is
@@ -157,6 +219,10 @@ pub fn redact_capture(capture: &mut Capture) {
             Some(line) => line,
             None => redact_command_line(&process.cmdline).into_owned(),
         };
+
+        if let Cow::Owned(name) = redact_process_name(&process.name) {
+            process.name = name;
+        }
     }
 
     redact_raw(&mut capture.raw);
@@ -253,13 +319,29 @@ fn segment_masks(bytes: &[u8], segment: Range<usize>, kind: SegmentKind) -> Vec<
     let text = &bytes[segment.clone()];
     let mut masks = key_value_masks(text, kind);
 
-    for pattern in [&*URL_PASSWORD, &*AUTHORIZATION, &*BEARER, &*SLACK_WEBHOOK] {
+    let patterns = [
+        &*URL_PASSWORD,
+        &*AUTHORIZATION,
+        &*BEARER,
+        &*SLACK_WEBHOOK,
+        &*PEM_PRIVATE_KEY,
+    ];
+    for pattern in patterns {
         for captures in pattern.captures_iter(text) {
             if let Some(value) = captures.get(1) {
                 masks.push(value.range());
             }
         }
     }
+
+    let users = URL_USER
+        .captures_iter(text)
+        .filter_map(|captures| captures.get(1));
+    masks.extend(
+        users
+            .filter(|user| is_token_user(user.as_bytes()))
+            .map(|user| user.range()),
+    );
 
     masks
         .into_iter()
@@ -280,13 +362,34 @@ fn key_value_masks(text: &[u8], kind: SegmentKind) -> Vec<Range<usize>> {
             continue;
         }
         let at_token_start = whole.start() == 0 || text[whole.start() - 1].is_ascii_whitespace();
-        let end = value_end(text, after, at_token_start, kind);
+        let end = match enclosing_quote_end(text, &captures, after) {
+            Some(closing) => closing,
+            None => value_end(text, after, at_token_start, kind),
+        };
         let start = after + usize::from(text.get(after).is_some_and(|b| is_quote(*b)));
-        if start < end {
-            masks.push(start..end);
+        if start >= end || may_name_path(key.as_bytes()) && looks_like_path(&text[start..end]) {
+            continue;
         }
+        masks.push(start..end);
     }
     masks
+}
+
+/// Finds the closing quote of a quote that opens before the key and encloses the whole
+/// pair (`"X-Auth-Token: abc"`, `'password=abc'`), so the value stops there and the quote
+/// is kept. `None` when the pair is not enclosed that way or the quote is never closed.
+fn enclosing_quote_end(
+    text: &[u8],
+    captures: &regex::bytes::Captures,
+    after: usize,
+) -> Option<usize> {
+    let opening = captures.get(1).filter(|quote| !quote.is_empty())?;
+    if captures.get(3).is_some_and(|quote| !quote.is_empty()) {
+        return None;
+    }
+    let quote = text[opening.start()];
+    let offset = text[after..].iter().position(|b| *b == quote)?;
+    Some(after + offset)
 }
 
 /// Finds where a value starting at `start` ends. A quoted value ends at its closing quote.
@@ -320,7 +423,8 @@ fn is_quote(byte: u8) -> bool {
 }
 
 /// Lowercases a key and drops what does not change its meaning: leading dashes, a Java
-/// `-D` prefix, quotes; `-` and `.` become `_`.
+/// `-D` prefix, quotes. `-` and `.` become `_`, and so does a camelCase boundary
+/// (`keyStorePassword` becomes `key_store_password`).
 fn normalise_key(key: &[u8]) -> String {
     let text = String::from_utf8_lossy(key);
     let unquoted = text.trim_matches(|c| c == '"' || c == '\'');
@@ -329,7 +433,40 @@ fn normalise_key(key: &[u8]) -> String {
     if dashes == 1 && name.len() > 1 && name.starts_with('D') {
         name = &name[1..];
     }
-    name.to_ascii_lowercase().replace(['-', '.'], "_")
+    split_camel_case(name).replace(['-', '.'], "_")
+}
+
+/// Lowercases `name` and puts `_` where a lowercase letter or digit meets an uppercase one
+/// (`dbPassword`), and before the last capital of an acronym of two or more letters that
+/// starts a new word (`MySQLPassword` becomes `my_sql_password`). A single capital before
+/// another word start is not split, so `OAuth` stays `oauth`.
+fn split_camel_case(name: &str) -> String {
+    let chars: Vec<char> = name.chars().collect();
+    let mut output = String::with_capacity(name.len() + 4);
+    for (index, &current) in chars.iter().enumerate() {
+        if index > 0 && current.is_ascii_uppercase() && starts_camel_word(&chars, index) {
+            output.push('_');
+        }
+        output.push(current.to_ascii_lowercase());
+    }
+    output
+}
+
+/// True when the uppercase letter at `index` (not the first) starts a new camelCase word.
+fn starts_camel_word(chars: &[char], index: usize) -> bool {
+    let previous = chars[index - 1];
+    if previous.is_ascii_lowercase() || previous.is_ascii_digit() {
+        return true;
+    }
+    let next_is_lower = chars.get(index + 1).is_some_and(char::is_ascii_lowercase);
+    let acronym_before = index >= 2 && chars[index - 2].is_ascii_uppercase();
+    previous.is_ascii_uppercase() && acronym_before && next_is_lower
+}
+
+/// True when the normalised `name` is `word` or ends in `_` followed by `word`.
+fn is_name_or_last_part(name: &str, word: &str) -> bool {
+    let head = name.strip_suffix(word);
+    head.is_some_and(|head| head.is_empty() || head.ends_with('_'))
 }
 
 /// True when a key (as written, see [`normalise_key`]) names a secret value.
@@ -342,23 +479,57 @@ fn is_secret_key(key: &[u8]) -> bool {
         name.strip_suffix(word)
             .is_some_and(|head| !head.is_empty() && head.ends_with('_'))
     };
-    SECRET_WORDS
-        .iter()
-        .any(|word| name == *word || ends_with_part(word))
+    let words = SECRET_WORDS.iter().chain(PATH_OR_SECRET_WORDS);
+    words
+        .into_iter()
+        .any(|word| is_name_or_last_part(&name, word))
         || SECRET_SUFFIXES.iter().any(|word| ends_with_part(word))
 }
 
-/// True when a flag such as `--password` or `--api-key` takes the secret as its next
-/// argument.
-fn flag_takes_secret(argument: &[u8]) -> bool {
+/// True when a secret key may also hold a file path instead of the secret, see
+/// [`PATH_OR_SECRET_WORDS`].
+fn may_name_path(key: &[u8]) -> bool {
+    let name = normalise_key(key);
+    PATH_OR_SECRET_WORDS
+        .iter()
+        .any(|word| is_name_or_last_part(&name, word))
+}
+
+/// True for a value that starts like an absolute, relative or home-directory path.
+fn looks_like_path(value: &[u8]) -> bool {
+    ["/", "./", "../", "~/"]
+        .iter()
+        .any(|prefix| value.starts_with(prefix.as_bytes()))
+}
+
+/// True when the user name of a URL without a password is a token rather than an account
+/// name: it starts with a known token prefix, or it is a long opaque string.
+fn is_token_user(user: &[u8]) -> bool {
+    let has_prefix = TOKEN_PREFIXES
+        .iter()
+        .any(|prefix| user.len() > prefix.len() && user.starts_with(prefix.as_bytes()));
+    let opaque = user.len() >= OPAQUE_TOKEN_MIN_BYTES
+        && user
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || *b == b'_' || *b == b'-');
+    has_prefix || opaque
+}
+
+/// What a flag such as `--password` or `--api-key` implies for its next argument, which
+/// then holds the secret.
+fn flag_pending(argument: &[u8]) -> Pending {
     if argument.len() < 2 || argument[0] != b'-' || argument.contains(&b'=') {
-        return false;
+        return Pending::Nothing;
     }
     let name = normalise_key(argument);
     if name.starts_with("no_") || NO_NEXT_ARGUMENT.contains(&name.as_str()) {
-        return false;
+        return Pending::Nothing;
     }
-    is_secret_key(argument)
+    match is_secret_key(argument) {
+        true if may_name_path(argument) => Pending::SecretUnlessPath,
+        true => Pending::Secret,
+        false => Pending::Nothing,
+    }
 }
 
 /// What the previous argument implies for the next one.
@@ -367,12 +538,17 @@ enum Pending {
     Nothing,
     /// The next argument is a secret.
     Secret,
+    /// The next argument is a secret unless it looks like a file path.
+    SecretUnlessPath,
     /// The next argument is `user:password`; mask after the first colon.
     UserPassword,
 }
 
 /// Finds the masks of the argument-order rules: flags whose next argument is a secret, and
 /// the short options of known tools.
+///
+/// An argument that contains whitespace (`"app --password"` as one argv element) acts on
+/// the next argument through its last word, and switches tools through each of its words.
 fn argument_masks(bytes: &[u8], arguments: &[Range<usize>]) -> Vec<Range<usize>> {
     let mut masks = Vec::new();
     let mut pending = Pending::Nothing;
@@ -386,11 +562,25 @@ fn argument_masks(bytes: &[u8], arguments: &[Range<usize>]) -> Vec<Range<usize>>
             continue;
         }
 
-        tool = tool.after(argument);
+        let words = whitespace_tokens(bytes, range.clone());
+        let Some(last) = words.last().cloned() else {
+            pending = Pending::Nothing;
+            continue;
+        };
+        tool = words
+            .iter()
+            .fold(tool, |tool, word| tool.after(&bytes[word.clone()]));
+
         let (mask, next) = tool.option_mask(argument);
         masks.extend(mask.map(|mask| mask.start + range.start..mask.end + range.start));
+
+        let flag = &bytes[last.clone()];
+        let next = match flag.len() == argument.len() {
+            true => next,
+            false => tool.option_mask(flag).1,
+        };
         pending = match next {
-            Pending::Nothing if flag_takes_secret(argument) => Pending::Secret,
+            Pending::Nothing => flag_pending(flag),
             other => other,
         };
     }
@@ -404,6 +594,8 @@ fn pending_mask(pending: Pending, argument: &[u8], offset: usize) -> Option<Rang
     match pending {
         Pending::Nothing => None,
         Pending::Secret => Some(offset..offset + argument.len()),
+        Pending::SecretUnlessPath if looks_like_path(argument) => None,
+        Pending::SecretUnlessPath => Some(offset..offset + argument.len()),
         Pending::UserPassword => {
             after_first_colon(argument).map(|r| r.start + offset..r.end + offset)
         }
@@ -644,6 +836,60 @@ mod tests {
         ("mongodump -ppw --db x", "mongodump -p*** --db x"),
         ("app -H Bearer abc.def", "app -H Bearer ***"),
         ("psql --password mydb", "psql --password ***"),
+        (
+            "java -Djavax.net.ssl.keyStorePassword=LEAKS2 -jar app.jar",
+            "java -Djavax.net.ssl.keyStorePassword=*** -jar app.jar",
+        ),
+        (
+            "java -Djavax.net.ssl.trustStorePassword=pw -jar a.jar",
+            "java -Djavax.net.ssl.trustStorePassword=*** -jar a.jar",
+        ),
+        ("app --dbPassword pw -v", "app --dbPassword *** -v"),
+        (
+            "app apiToken=t1 clientSecret=s1 apiKey=k1",
+            "app apiToken=*** clientSecret=*** apiKey=***",
+        ),
+        ("app MySQLPassword=pw", "app MySQLPassword=***"),
+        (
+            "git clone https://ghp_LEAKA2@github.com/org/repo",
+            "git clone https://***@github.com/org/repo",
+        ),
+        (
+            "git clone https://glpat-x1y2@gitlab.com/org/repo",
+            "git clone https://***@gitlab.com/org/repo",
+        ),
+        (
+            "git fetch https://0a1b2c3d4e5f6a7b8c9d@git.example.com/r",
+            "git fetch https://***@git.example.com/r",
+        ),
+        ("gpg --passphrase=pp -d f", "gpg --passphrase=*** -d f"),
+        ("gpg --passphrase pp -d f", "gpg --passphrase *** -d f"),
+        ("app --credentials=user:pw", "app --credentials=***"),
+        (
+            "keytool -list -storepass pw -keypass kp",
+            "keytool -list -storepass *** -keypass ***",
+        ),
+        (
+            "app --storepass=pw --keypass kp",
+            "app --storepass=*** --keypass ***",
+        ),
+        (
+            "keytool -importkeystore -srcstorepass a1 -deststorepass b1",
+            "keytool -importkeystore -srcstorepass *** -deststorepass ***",
+        ),
+        ("app --jwt=eyJ.x.y", "app --jwt=***"),
+        ("app --private-key=MC4CAQ", "app --private-key=***"),
+        ("app --private-key MC4CAQ -v", "app --private-key *** -v"),
+        ("app --client-secret=s1", "app --client-secret=***"),
+        (
+            "curl -H \"X-Auth-Token: LEAKA8\" http://x",
+            "curl -H \"X-Auth-Token: ***\" http://x",
+        ),
+        ("sh -c 'password=a b' x", "sh -c 'password=***' x"),
+        (
+            "app -----BEGIN PRIVATE KEY-----MIIEv-----END PRIVATE KEY-----",
+            "app -----BEGIN PRIVATE KEY-----***-----END PRIVATE KEY-----",
+        ),
     ];
 
     /// Command lines that hold no secret and must come back unchanged.
@@ -670,6 +916,17 @@ mod tests {
         "app --password= -v",
         "[kworker/0:1]",
         "",
+        "java -Djavax.net.ssl.keyStore=/etc/ks.jks -Djavax.net.ssl.keyStoreType=PKCS12 -jar a.jar",
+        "app --passwordFile=/etc/app/pw -DpasswordFile=/etc/app/pw",
+        "app --tokenCount=5 --secretName=db-creds",
+        "app -DuseOAuth=true",
+        "git clone https://git@github.com/org/repo",
+        "git clone https://deploy@git.example.com/org/repo",
+        "app --private-key=/etc/tls/key.pem",
+        "app --credentials ./creds.json",
+        "GOOGLE_APPLICATION_CREDENTIALS=/var/run/key.json app",
+        "gpg --passphrase-fd 0 -d f",
+        "keytool -list -keystore ks.jks",
     ];
 
     #[test]
@@ -733,6 +990,57 @@ mod tests {
     }
 
     #[test]
+    fn argv_flag_at_end_of_argument_masks_next() {
+        let raw = b"sh\0app --password\0LEAKD3\0-v\0";
+        assert_eq!(&*redact_argv_bytes(raw), b"sh\0app --password\0***\0-v\0");
+    }
+
+    #[test]
+    fn argv_tool_in_argument_masks_next() {
+        let raw = b"sh\0-c\0sshpass -p\0pw\0";
+        assert_eq!(&*redact_argv_bytes(raw), b"sh\0-c\0sshpass -p\0***\0");
+    }
+
+    #[test]
+    fn argv_header_value_runs_to_argument_end() {
+        let raw = b"curl\0-H\0X-Auth-Token: LEAKA8\0http://x\0";
+        let expected = b"curl\0-H\0X-Auth-Token: ***\0http://x\0";
+        assert_eq!(&*redact_argv_bytes(raw), expected);
+    }
+
+    #[test]
+    fn argv_pem_private_key_body_is_masked() {
+        let raw =
+            b"app\0--private-key\0-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n\0";
+        let expected =
+            b"app\0--private-key\0-----BEGIN PRIVATE KEY-----***-----END PRIVATE KEY-----\n\0";
+        assert_eq!(&*redact_argv_bytes(raw), expected);
+    }
+
+    #[test]
+    fn argv_private_key_path_is_kept() {
+        let raw = b"app\0--private-key\0/etc/ssh/id_ed25519\0";
+        assert!(matches!(redact_argv_bytes(raw), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn process_name_secret_is_masked() {
+        assert_eq!(redact_process_name("pass=LEAKE1"), "pass=***");
+        assert_eq!(redact_process_name("token=a b"), "token=***");
+    }
+
+    #[test]
+    fn process_name_without_secret_is_borrowed() {
+        for name in ["nginx", "[kworker/0:1]", "postgres: writer", "pass"] {
+            let output = redact_process_name(name);
+            assert!(
+                matches!(output, Cow::Borrowed(_)),
+                "changed: {name} -> {output}"
+            );
+        }
+    }
+
+    #[test]
     fn argv_non_utf8_bytes_survive() {
         let raw = b"app\xff\0--token=\xfe\xfd\0x\xc3\0";
         assert_eq!(&*redact_argv_bytes(raw), b"app\xff\0--token=***\0x\xc3\0");
@@ -787,6 +1095,16 @@ mod tests {
             capture.baseline_raw.entries.get("proc/7/cmdline"),
             Some(&expected)
         );
+    }
+
+    #[test]
+    fn capture_redacts_process_name() {
+        let mut capture = capture_with(7, "app", b"app\0");
+        capture.snapshot.processes.list[0].name = "pass=LEAKE1".to_string();
+
+        redact_capture(&mut capture);
+
+        assert_eq!(capture.snapshot.processes.list[0].name, "pass=***");
     }
 
     #[test]
