@@ -119,6 +119,10 @@ pub enum StoreError {
     NoBundles { path: PathBuf },
     #[error("{path} is a bundle; use `aegisir verify {path}`")]
     IsABundle { path: PathBuf },
+    #[error("{path} is a data directory, not a bundle; use `aegisir verify --all {path}`")]
+    IsADataDirectory { path: PathBuf },
+    #[error("{path} is AegisIR's state folder, not a bundle")]
+    IsStateFolder { path: PathBuf },
 }
 
 impl StoreError {
@@ -445,7 +449,7 @@ fn bundle_ids(dir: &Path) -> Result<Vec<String>, StoreError> {
 }
 
 /// The folder in the data directory for AegisIR's own state (lock, chain head, journal).
-const STATE_DIR: &str = ".aegisir";
+pub(crate) const STATE_DIR: &str = ".aegisir";
 
 /// The file in [`STATE_DIR`] that records the newest bundle as `<bundle id> <digest>`.
 const HEAD_FILE: &str = "head";
@@ -485,7 +489,8 @@ impl WriteLock {
         Ok(WriteLock { _file: file })
     }
 
-    /// The digest in `.aegisir/head` (`<bundle id> <digest>`), if that bundle still exists.
+    /// Reads the digest in `.aegisir/head` (`<bundle id> <digest>`), if that bundle still
+    /// exists.
     fn read_head(&self, dir: &Path) -> Option<String> {
         let text = fs::read_to_string(dir.join(STATE_DIR).join(HEAD_FILE)).ok()?;
         let (id, digest) = parse_head(&text)?;

@@ -198,12 +198,39 @@ pub fn verify_data_dir(dir: &Path) -> VerifyOutcome {
 /// manifest, and the manifest with the digest and the time in the directory name.
 ///
 /// Returns an error only when the bundle directory itself cannot be read.
+/// Rejects a directory without a manifest that is clearly not a bundle: the `.aegisir` state
+/// folder, or a data directory (it holds bundles or a state folder), with the command to use.
+fn reject_non_bundle_directory(dir: &Path) -> Result<(), StoreError> {
+    if dir.join(MANIFEST).exists() {
+        return Ok(());
+    }
+    if dir.file_name().is_some_and(|name| name == STATE_DIR) {
+        return Err(StoreError::IsStateFolder {
+            path: dir.to_path_buf(),
+        });
+    }
+    let holds_bundles = fs::read_dir(dir).is_ok_and(|entries| {
+        entries.flatten().any(|entry| {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            name == STATE_DIR || is_bundle_id(&name)
+        })
+    });
+    if holds_bundles {
+        return Err(StoreError::IsADataDirectory {
+            path: dir.to_path_buf(),
+        });
+    }
+    Ok(())
+}
+
 pub fn verify(bundle: &Path) -> Result<VerifyReport, StoreError> {
     let bundle =
         fs::canonicalize(bundle).map_err(|source| StoreError::io("open bundle", bundle, source))?;
     if !bundle.is_dir() {
         return Err(StoreError::NotADirectory { path: bundle });
     }
+    reject_non_bundle_directory(&bundle)?;
     let mut report = VerifyReport {
         subject: bundle.clone(),
         ..VerifyReport::default()
@@ -1350,5 +1377,21 @@ mod tests {
 
         fs::write(bundles[1].path.join("planted.txt"), b"x").unwrap();
         assert_eq!(verify_paths(&intact).exit_code, 1);
+    }
+
+    #[test]
+    fn verify_points_data_directory_to_all() {
+        let (_tmp, store) = store();
+        chain_of_three(&store);
+
+        let error = verify(store.dir()).unwrap_err();
+        assert!(
+            matches!(error, StoreError::IsADataDirectory { .. }),
+            "{error}"
+        );
+        assert!(error.to_string().contains("verify --all"), "{error}");
+
+        let error = verify(&store.dir().join(STATE_DIR)).unwrap_err();
+        assert!(matches!(error, StoreError::IsStateFolder { .. }), "{error}");
     }
 }
