@@ -133,7 +133,14 @@ pub struct HealthcheckArgs {
 /// Parses the arguments, runs the command and maps the result to an exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    load_dotenv(Path::new(".env"));
+    let dotenv = load_dotenv(Path::new(".env"));
+    if let Err(problem) = dotenv {
+        if cli.command.reads_settings() {
+            eprintln!("error: {problem}; fix or remove the file");
+            return ExitCode::from(2);
+        }
+        eprintln!("warning: ignoring {problem}; no variable from it was applied");
+    }
     init_logging();
     match run(cli.command) {
         Ok(code) => code,
@@ -194,25 +201,28 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
     }
 }
 
+impl Command {
+    /// Whether the command reads settings from the environment, and so from `.env`.
+    fn reads_settings(&self) -> bool {
+        match self {
+            Command::Serve(_) | Command::Snapshot(_) | Command::Healthcheck(_) => true,
+            Command::Verify(_) | Command::Diff(_) => false,
+        }
+    }
+}
+
 /// Loads `.env` from the working directory; variables already set win over it. The whole
-/// file is parsed first and nothing is applied when any line is invalid. Messages name the
-/// line number only, because a line may contain a secret such as the Slack URL.
-fn load_dotenv(path: &Path) {
+/// file is parsed first and nothing is applied when any line is invalid. The error names the
+/// file and the line number only, because a line may contain a secret such as the Slack URL.
+fn load_dotenv(path: &Path) -> Result<(), String> {
     let bytes = match std::fs::read(path) {
         Ok(bytes) => bytes,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return,
-        Err(error) => {
-            eprintln!("warning: ignoring {}: {error}", path.display());
-            return;
-        }
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(error) => return Err(format!("failed to read {}: {error}", path.display())),
     };
-    match parse_dotenv(&bytes) {
-        Ok(pairs) => apply_dotenv(pairs),
-        Err(problem) => eprintln!(
-            "warning: ignoring {}: {problem}; no variable from it was applied",
-            path.display()
-        ),
-    }
+    let pairs = parse_dotenv(&bytes).map_err(|problem| format!("{}: {problem}", path.display()))?;
+    apply_dotenv(pairs);
+    Ok(())
 }
 
 /// Parses a `.env` file into its variables. The error names the line, never its content.
@@ -476,6 +486,37 @@ mod tests {
             "AEGISIR_LISTEN=127.0.0.1:5001\nSLACK_WEBHOOK_URL='https://hooks.example/secret\n";
         let error = parse_dotenv(text.as_bytes()).unwrap_err();
         assert_eq!(error, "line 2 has invalid syntax");
+    }
+
+    #[test]
+    fn invalid_dotenv_is_error_naming_file_and_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(".env");
+        let text = "AEGISIR_TEST_DOTENV_TOKEN=x\nnot a variable line\n";
+        std::fs::write(&path, text).unwrap();
+
+        let problem = load_dotenv(&path).unwrap_err();
+        assert_eq!(
+            problem,
+            format!("{}: line 2 has invalid syntax", path.display())
+        );
+        assert!(std::env::var_os("AEGISIR_TEST_DOTENV_TOKEN").is_none());
+    }
+
+    #[test]
+    fn missing_dotenv_is_no_error() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(load_dotenv(&dir.path().join(".env")), Ok(()));
+    }
+
+    #[test]
+    fn settings_commands_need_valid_dotenv() {
+        let reads = |args: &[&str]| Cli::try_parse_from(args).unwrap().command.reads_settings();
+        assert!(reads(&["aegisir", "serve"]));
+        assert!(reads(&["aegisir", "snapshot"]));
+        assert!(reads(&["aegisir", "healthcheck"]));
+        assert!(!reads(&["aegisir", "verify", "--all", "logs"]));
+        assert!(!reads(&["aegisir", "diff", "a", "b"]));
     }
 
     #[test]

@@ -29,6 +29,12 @@ use crate::report::{self, format_bytes, Report};
 /// Processes kept per point in each top list.
 pub const TOP_PROCESSES: usize = 5;
 
+/// Maximum characters of a top process's command line kept in `history.json`.
+pub const MAX_CMDLINE_CHARS: usize = 200;
+
+/// Maximum characters of a command line shown in `history.txt`.
+const TEXT_CMDLINE_CHARS: usize = 60;
+
 /// The host at one history point, with rates over the interval since the point before.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct HistoryPoint {
@@ -59,17 +65,30 @@ pub struct HistoryProcess {
     pub pid: i32,
     pub name: String,
     pub user: Option<String>,
+    /// The command line, secrets masked unless `capture.keep_secrets`, cut to
+    /// [`MAX_CMDLINE_CHARS`]; empty for kernel threads and zombies.
+    pub cmdline: String,
     pub cpu_pct: Option<f64>,
     pub rss_bytes: Option<u64>,
     pub mem_pct: Option<f64>,
 }
 
 impl HistoryProcess {
-    fn of(process: &Process) -> HistoryProcess {
+    /// Copies a top process. History points are built from counters samples that
+    /// `redact_capture` never sees, so the name and command line are masked here.
+    fn of(process: &Process, keep_secrets: bool) -> HistoryProcess {
+        let (name, cmdline) = if keep_secrets {
+            (process.name.clone(), process.cmdline.clone())
+        } else {
+            let name = crate::redact::redact_process_name(&process.name).into_owned();
+            let cmdline = crate::redact::redact_command_line(&process.cmdline).into_owned();
+            (name, cmdline)
+        };
         HistoryProcess {
             pid: process.pid,
-            name: process.name.clone(),
+            name,
             user: process.user.clone(),
+            cmdline: cut_chars(&cmdline, MAX_CMDLINE_CHARS).to_string(),
             cpu_pct: process.cpu_pct,
             rss_bytes: process.rss_bytes,
             mem_pct: process.mem_pct,
@@ -77,9 +96,18 @@ impl HistoryProcess {
     }
 }
 
+/// Returns the first `max_chars` characters of `text`.
+fn cut_chars(text: &str, max_chars: usize) -> &str {
+    match text.char_indices().nth(max_chars) {
+        Some((end, _)) => &text[..end],
+        None => text,
+    }
+}
+
 impl HistoryPoint {
-    /// Picks the history figures out of a snapshot derived from two counters samples.
-    pub fn from_snapshot(snapshot: &Snapshot) -> HistoryPoint {
+    /// Picks the history figures out of a snapshot derived from two counters samples. Secrets
+    /// in the top processes' names and command lines are masked unless `keep_secrets`.
+    pub fn from_snapshot(snapshot: &Snapshot, keep_secrets: bool) -> HistoryPoint {
         let cpu = snapshot.cpu.as_ref().map(|cpu| cpu.total);
         let memory = snapshot.memory.as_ref();
         let pressure = snapshot.host.pressure.as_ref();
@@ -105,14 +133,17 @@ impl HistoryPoint {
             disk_write_bytes_per_sec: disk_write,
             net_rx_bytes_per_sec: net_rx,
             net_tx_bytes_per_sec: net_tx,
-            top_cpu: top(report::top_by_cpu(snapshot, TOP_PROCESSES)),
-            top_memory: top(report::top_by_memory(snapshot, TOP_PROCESSES)),
+            top_cpu: top(report::top_by_cpu(snapshot, TOP_PROCESSES), keep_secrets),
+            top_memory: top(report::top_by_memory(snapshot, TOP_PROCESSES), keep_secrets),
         }
     }
 }
 
-fn top(processes: Vec<&Process>) -> Vec<HistoryProcess> {
-    processes.into_iter().map(HistoryProcess::of).collect()
+fn top(processes: Vec<&Process>, keep_secrets: bool) -> Vec<HistoryProcess> {
+    processes
+        .into_iter()
+        .map(|process| HistoryProcess::of(process, keep_secrets))
+        .collect()
 }
 
 /// Read and write rates in bytes per second over whole devices; `None` without disks.
@@ -163,14 +194,23 @@ fn network_rates(snapshot: &Snapshot) -> (Option<f64>, Option<f64>) {
 #[derive(Debug)]
 pub struct History {
     settings: HistorySettings,
+    /// `capture.keep_secrets`: whether command lines are kept unmasked.
+    keep_secrets: bool,
     points: Mutex<VecDeque<HistoryPoint>>,
     latest: Mutex<Option<Arc<Sample>>>,
 }
 
 impl History {
+    /// Creates an empty history that masks secrets in command lines.
     pub fn new(settings: HistorySettings) -> History {
+        History::with_keep_secrets(settings, false)
+    }
+
+    /// Creates an empty history; `keep_secrets` is `capture.keep_secrets`.
+    pub fn with_keep_secrets(settings: HistorySettings, keep_secrets: bool) -> History {
         History {
             settings,
+            keep_secrets,
             points: Mutex::new(VecDeque::new()),
             latest: Mutex::new(None),
         }
@@ -277,10 +317,7 @@ fn point_line(point: &HistoryPoint) -> String {
     let top_cpu = point
         .top_cpu
         .first()
-        .map(|p| {
-            let name = report::text::terminal_safe(&p.name);
-            format!("{} ({}) {}%", name, p.pid, pct(p.cpu_pct))
-        })
+        .map(top_cpu_text)
         .unwrap_or_else(|| "-".to_string());
     format!(
         "{:<24} {:>6} {:>6} {:>9} {:>6} {:>6} {:>9} {:>9} {:>9} {:>9}  {}",
@@ -299,6 +336,30 @@ fn point_line(point: &HistoryPoint) -> String {
         rate(point.net_tx_bytes_per_sec),
         top_cpu,
     )
+}
+
+/// Formats a top process as `name (pid) cpu% user command…`.
+fn top_cpu_text(process: &HistoryProcess) -> String {
+    let name = report::text::terminal_safe(&process.name);
+    let user = process.user.as_deref().unwrap_or("-");
+    let user = report::text::terminal_safe(user);
+    let mut text = format!(
+        "{} ({}) {}% {}",
+        name,
+        process.pid,
+        pct(process.cpu_pct),
+        user
+    );
+    if !process.cmdline.is_empty() {
+        let command = cut_chars(&process.cmdline, TEXT_CMDLINE_CHARS);
+        let cut = command.len() < process.cmdline.len();
+        text.push(' ');
+        text.push_str(&report::text::terminal_safe(command));
+        if cut {
+            text.push('…');
+        }
+    }
+    text
 }
 
 fn pct(value: Option<f64>) -> String {
@@ -383,7 +444,7 @@ fn record(
         let sample = Arc::new(collector.sample(Scope::Counters));
         if let Some(previous) = &previous {
             let snapshot = collector.derive(previous, &sample);
-            history.push(HistoryPoint::from_snapshot(&snapshot));
+            history.push(HistoryPoint::from_snapshot(&snapshot, history.keep_secrets));
         }
         history.set_latest(sample.clone());
         previous = Some(sample);
@@ -410,7 +471,7 @@ mod tests {
             interval_secs: 5.0,
             ..Snapshot::default()
         };
-        HistoryPoint::from_snapshot(&snapshot)
+        HistoryPoint::from_snapshot(&snapshot, false)
     }
 
     #[test]
@@ -455,7 +516,7 @@ mod tests {
             ..Network::default()
         });
 
-        let point = HistoryPoint::from_snapshot(&snapshot);
+        let point = HistoryPoint::from_snapshot(&snapshot, false);
 
         assert_eq!(point.cpu_busy_pct, Some(42.5));
         assert_eq!(point.cpu_iowait_pct, Some(3.0));
@@ -518,6 +579,66 @@ mod tests {
         assert!(points.iter().all(|p| p.interval_secs > 0.05));
         assert!(history.recent_baseline().is_some());
         assert!(points.iter().any(|p| p.cpu_busy_pct.is_some()));
+        let tops: Vec<&HistoryProcess> = points.iter().flat_map(|p| &p.top_memory).collect();
+        assert!(tops.iter().any(|p| p.user.is_some()), "{tops:?}");
+        assert!(tops.iter().any(|p| !p.cmdline.is_empty()), "{tops:?}");
+    }
+
+    fn busy_process(pid: i32, cmdline: &str) -> Process {
+        Process {
+            pid,
+            name: "python3".to_string(),
+            uid: Some(0),
+            user: Some("root".to_string()),
+            cmdline: cmdline.to_string(),
+            cpu_pct: Some(90.0 - pid as f64),
+            ..Process::default()
+        }
+    }
+
+    #[test]
+    fn top_processes_keep_user_and_masked_cmdline() {
+        let mut snapshot = Snapshot::default();
+        let long_argument = "x".repeat(300);
+        snapshot.processes.list = vec![
+            busy_process(1, "python3 /srv/worker.py --password=hunter2"),
+            busy_process(2, &format!("python3 /srv/batch.py {long_argument}")),
+        ];
+
+        let point = HistoryPoint::from_snapshot(&snapshot, false);
+
+        let first = &point.top_cpu[0];
+        assert_eq!(first.user.as_deref(), Some("root"));
+        assert!(first
+            .cmdline
+            .starts_with("python3 /srv/worker.py --password="));
+        assert!(!first.cmdline.contains("hunter2"), "{}", first.cmdline);
+        let second = &point.top_cpu[1];
+        assert_eq!(second.cmdline.chars().count(), MAX_CMDLINE_CHARS);
+        assert!(second.cmdline.starts_with("python3 /srv/batch.py xxx"));
+
+        let kept = HistoryPoint::from_snapshot(&snapshot, true);
+        assert_eq!(
+            kept.top_cpu[0].cmdline,
+            "python3 /srv/worker.py --password=hunter2"
+        );
+    }
+
+    #[test]
+    fn text_shows_user_and_short_cmdline() {
+        let mut snapshot = Snapshot {
+            captured_at: DateTime::from_timestamp(1_800_000_000, 0).unwrap(),
+            ..Snapshot::default()
+        };
+        let cmdline = format!("python3 /srv/batch.py {}", "y".repeat(80));
+        snapshot.processes.list = vec![busy_process(7, &cmdline)];
+        let point = HistoryPoint::from_snapshot(&snapshot, false);
+
+        let text = render_text(&[point], Duration::from_secs(5));
+
+        let line = text.lines().last().unwrap();
+        let expected = format!("python3 (7) 83.0% root {}…", &cmdline[..TEXT_CMDLINE_CHARS]);
+        assert!(line.ends_with(&expected), "{line}");
     }
 
     fn disk(device: &str, read_kb: f64, write_kb: f64) -> DiskIo {

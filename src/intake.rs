@@ -319,7 +319,8 @@ impl Intake {
         }
 
         self.count_rejection(reason);
-        self.log_rejection(reason, &error);
+        let group_key = notification.map(|notification| notification.group_key.as_str());
+        self.log_rejection(reason, &error, group_key);
         let mut reply = Reply::rejected(reason, error);
         if reply.status == StatusCode::SERVICE_UNAVAILABLE {
             reply.retry_after_secs = Some(self.options.retry_after_secs);
@@ -685,7 +686,10 @@ impl Intake {
             ),
             SpaceStatus::Unwritable => (
                 Rejection::DataDirUnwritable,
-                "data directory is not writable; retry later".to_string(),
+                format!(
+                    "data directory {} is not writable; retry later",
+                    self.space.dir().display()
+                ),
             ),
         };
         let reply = self.reject_notification(reason, message, info.clone(), notification);
@@ -783,13 +787,16 @@ impl Intake {
         }
     }
 
-    fn log_rejection(&self, reason: Rejection, error: &str) {
+    /// Logs a rejection. The group key is a `&str` field, which the log formatter quotes and
+    /// escapes, so a key with line breaks cannot forge a log line.
+    fn log_rejection(&self, reason: Rejection, error: &str, group_key: Option<&str>) {
+        let reason_text = reason.as_str();
         if reason.status() != StatusCode::SERVICE_UNAVAILABLE {
-            tracing::debug!(reason = reason.as_str(), %error, "request rejected");
+            tracing::debug!(reason = reason_text, %error, group_key, "request rejected");
             return;
         }
-        if let Some(suppressed) = self.warnings.admit(reason.as_str()) {
-            tracing::warn!(reason = reason.as_str(), %error, suppressed, "request rejected");
+        if let Some(suppressed) = self.warnings.admit(reason_text) {
+            tracing::warn!(reason = reason_text, %error, group_key, suppressed, "request rejected");
         }
     }
 
@@ -1387,6 +1394,84 @@ mod tests {
             fixture.intake.log().state().duplicate_of(&key, Utc::now()),
             None
         );
+    }
+
+    /// Collects what a tracing subscriber writes.
+    #[derive(Clone, Default)]
+    struct LogBuffer(Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for LogBuffer {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogBuffer {
+        type Writer = LogBuffer;
+
+        fn make_writer(&'a self) -> LogBuffer {
+            self.clone()
+        }
+    }
+
+    #[tokio::test]
+    async fn queue_full_log_names_group_key() {
+        let fixture = fixture(1);
+        let mut other = notification(FIRING);
+        other.group_key = "{}:{alertname=\"DiskFull\"}\nforged line".to_string();
+        let logs = LogBuffer::default();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(logs.clone())
+            .with_ansi(false)
+            .finish();
+
+        tracing::subscriber::with_default(subscriber, || {
+            fixture
+                .intake
+                .receive(Bytes::from_static(FIRING.as_bytes()));
+            let reply = fixture
+                .intake
+                .receive(Bytes::from(serde_json::to_vec(&other).unwrap()));
+            assert_eq!(reply.body.reason, Some("queue_full"));
+        });
+
+        let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+        let line = text
+            .lines()
+            .find(|line| line.contains("queue_full"))
+            .unwrap_or_else(|| panic!("no queue_full line in {text:?}"));
+        let expected = r#"group_key="{}:{alertname=\"DiskFull\"}\nforged line""#;
+        assert!(line.contains(expected), "{line}");
+        assert!(
+            !text.lines().any(|line| line.starts_with("forged line")),
+            "{text}"
+        );
+    }
+
+    #[tokio::test]
+    async fn unwritable_data_dir_reply_names_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (log, _) = IncidentLog::open(dir.path(), Duration::from_secs(300)).unwrap();
+        let (sender, _jobs) = mpsc::channel(1);
+        let missing = dir.path().join("gone");
+        let metrics = Metrics::new();
+        let parts = parts(Arc::new(log), sender, &metrics, &missing, 1);
+        let intake = Intake::new(parts, options());
+
+        let reply = intake.receive(Bytes::from_static(FIRING.as_bytes()));
+
+        assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(reply.body.reason, Some("data_dir_unwritable"));
+        let expected = format!(
+            "data directory {} is not writable; retry later",
+            missing.display()
+        );
+        assert_eq!(reply.body.error.as_deref(), Some(expected.as_str()));
     }
 
     #[tokio::test]

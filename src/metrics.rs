@@ -74,7 +74,7 @@ impl Metrics {
             .expect("valid counter"),
             slack_notifications_total: counter_vec(
                 "slack_notifications_total",
-                "Slack notifications, by result.",
+                "Slack delivery attempts, by result.",
                 "result",
             ),
             slack_retries_total: IntCounter::new(

@@ -5,7 +5,7 @@
 //! | `POST /alert` | yes | Alertmanager webhook v4; an empty body is a manual trigger |
 //! | `GET /logs`, `GET /logs/{id}`, `GET /logs/{id}/{file}` | yes | bundles, one bundle's files, one file |
 //! | `GET /metrics` | no | Prometheus text format |
-//! | `GET /healthz`, `GET /readyz` | no | liveness, and readiness (data directory writable with room for a bundle, worker running) |
+//! | `GET /healthz`, `GET /readyz` | no | liveness, and readiness (data directory writable with room for a bundle, worker running, fewer than 3 captures failed in a row) |
 //!
 //! Auth applies only when a bearer token or basic credentials are configured. Bundle ids and
 //! file names from the path go through [`BundleStore::file_path`], which returns `None` for
@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use aegisir_platform::{Collector, PlatformError};
 use axum::body::{Body, Bytes};
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER, X_CONTENT_TYPE_OPTIONS};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
@@ -43,7 +44,7 @@ use crate::pending::PendingJobs;
 use crate::slack::{Notifier, SlackError};
 use crate::space::{SpaceCheck, SpaceStatus};
 use crate::store::{BundleStore, BundleSummary, FileEntry, StoreError, Trigger};
-use crate::worker::{Pipeline, Worker, WorkerStatus};
+use crate::worker::{Pipeline, Worker, WorkerStatus, MAX_CONSECUTIVE_FAILURES};
 
 /// The state every request handler shares.
 #[derive(Clone)]
@@ -201,9 +202,10 @@ async fn get_readyz(State(state): State<AppState>) -> Response {
     let writable = space.is_some_and(|space| !matches!(space, SpaceStatus::Unwritable));
     let room = space.is_some_and(SpaceStatus::is_ok);
     let worker_running = state.worker.is_running();
-    let ready = room && worker_running;
+    let capture_failing = state.worker.failing_reason();
+    let ready = room && worker_running && capture_failing.is_none();
     if state.readiness.changed_to(ready) {
-        log_readiness(ready, writable, room, worker_running);
+        log_readiness(ready, space, worker_running, capture_failing.as_deref());
     }
 
     let status = if ready {
@@ -216,19 +218,44 @@ async fn get_readyz(State(state): State<AppState>) -> Response {
         "data_dir_writable": writable,
         "data_dir_space": space,
         "worker_running": worker_running,
+        "consecutive_capture_failures": state.worker.consecutive_failures(),
+        "capture_failing": capture_failing,
     });
     (status, Json(body)).into_response()
 }
 
-fn log_readiness(ready: bool, writable: bool, room: bool, worker_running: bool) {
+fn log_readiness(
+    ready: bool,
+    space: Option<SpaceStatus>,
+    worker_running: bool,
+    capture_failing: Option<&str>,
+) {
     if ready {
         tracing::info!("ready");
-    } else {
+        return;
+    }
+    match space {
+        Some(SpaceStatus::Ok { .. }) => {}
+        Some(SpaceStatus::Full {
+            free_bytes,
+            required_bytes,
+        }) => tracing::warn!(
+            free_bytes,
+            required_bytes,
+            "not ready: the data directory has too little free space for a bundle"
+        ),
+        Some(SpaceStatus::Unwritable) => {
+            tracing::warn!("not ready: the data directory is not writable")
+        }
+        None => tracing::warn!("not ready: the data directory check failed"),
+    }
+    if !worker_running {
+        tracing::warn!("not ready: the capture worker is not running");
+    }
+    if let Some(error) = capture_failing {
         tracing::warn!(
-            data_dir_writable = writable,
-            data_dir_has_room = room,
-            worker_running,
-            "not ready"
+            %error,
+            "not ready: the last {MAX_CONSECUTIVE_FAILURES} or more captures failed"
         );
     }
 }
@@ -257,8 +284,9 @@ impl From<BundleSummary> for BundleListing {
     }
 }
 
-/// The query of `GET /logs`. `limit` is the page size (default 100, at most 1000), and
-/// `before` is the `next` id of the previous page.
+/// The query of `GET /logs`. `limit` is the page size: 100 by default, at least 1, and read
+/// as 1000 above that. `before` is the `next` id of the previous page, and an empty `before`
+/// means the first page.
 #[derive(Debug, Deserialize)]
 struct ListQuery {
     limit: Option<usize>,
@@ -268,15 +296,22 @@ struct ListQuery {
 async fn list_bundles(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Query(query): Query<ListQuery>,
+    query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Response {
     if !state.auth.check(&headers) {
         return unauthorized_read(&state);
     }
+    let query = match query {
+        Ok(Query(query)) => query,
+        Err(rejection) => return bad_request(&format!("invalid query: {}", rejection.body_text())),
+    };
+    if query.limit == Some(0) {
+        return bad_request("invalid query: limit must be at least 1");
+    }
+    let before = query.before.filter(|before| !before.is_empty());
     let store = state.store.clone();
     let listing =
-        tokio::task::spawn_blocking(move || store.list_page(query.limit, query.before.as_deref()))
-            .await;
+        tokio::task::spawn_blocking(move || store.list_page(query.limit, before.as_deref())).await;
     match listing {
         Ok(Ok(page)) => {
             let bundles: Vec<BundleListing> = page.bundles.into_iter().map(Into::into).collect();
@@ -370,6 +405,11 @@ fn not_found() -> Response {
     (StatusCode::NOT_FOUND, Json(body)).into_response()
 }
 
+fn bad_request(message: &str) -> Response {
+    let body = json!({"status": "rejected", "reason": "invalid_query", "error": message});
+    (StatusCode::BAD_REQUEST, Json(body)).into_response()
+}
+
 fn internal_error(message: &str) -> Response {
     let body = json!({"status": "error", "error": message});
     (StatusCode::INTERNAL_SERVER_ERROR, Json(body)).into_response()
@@ -430,10 +470,13 @@ impl App {
         let notifier = Notifier::start(settings.slack.clone(), outbox, metrics.clone())?;
 
         let host_lock = Arc::new(Mutex::new(()));
-        let history = settings
-            .history
-            .is_enabled()
-            .then(|| Arc::new(History::new(settings.history.clone())));
+        let history = settings.history.is_enabled().then(|| {
+            let keep_secrets = settings.capture.keep_secrets;
+            Arc::new(History::with_keep_secrets(
+                settings.history.clone(),
+                keep_secrets,
+            ))
+        });
         let recorder = match &history {
             Some(history) => Some(
                 Recorder::start(
@@ -452,6 +495,7 @@ impl App {
 
         let pending = PendingJobs::in_data_dir(&settings.data_dir);
         let requeue = load_pending(&pending, &log)?;
+        warn_unreachable_min_free(settings);
         let space = Arc::new(SpaceCheck::new(
             &settings.data_dir,
             settings.intake.min_free_bytes,
@@ -473,6 +517,7 @@ impl App {
             nice: settings.capture.nice,
             pending: pending.clone(),
             space: space.clone(),
+            status: Arc::new(WorkerStatus::default()),
         });
         let worker = Worker::start(pipeline, receiver).map_err(|source| ServeError::Thread {
             what: "capture",
@@ -666,6 +711,21 @@ fn log_start(settings: &Settings, backend: &str) {
     }
 }
 
+fn warn_unreachable_min_free(settings: &Settings) {
+    let min_free_bytes = settings.intake.min_free_bytes;
+    if let Some(filesystem_bytes) =
+        crate::space::unreachable_min_free(&settings.data_dir, min_free_bytes)
+    {
+        tracing::warn!(
+            data_dir = %settings.data_dir.display(),
+            min_free_bytes,
+            filesystem_bytes,
+            "intake.min_free_bytes exceeds the size of the data directory's filesystem, so the \
+             server is never ready; lower AEGISIR_MIN_FREE_BYTES"
+        );
+    }
+}
+
 fn log_rebuild(log: &IncidentLog, stats: &RebuildStats) {
     tracing::info!(
         journal = %log.journal().path().display(),
@@ -714,6 +774,7 @@ mod tests {
         router: Router,
         jobs: mpsc::Receiver<CaptureJob>,
         metrics: Metrics,
+        worker: Arc<WorkerStatus>,
     }
 
     fn bench(capacity: usize, auth: AuthSettings, body_limit_bytes: usize) -> Bench {
@@ -746,6 +807,7 @@ mod tests {
         let log = Arc::new(log);
         let pending = PendingJobs::in_data_dir(dir.path());
         let requeue = load_pending(&pending, &log).unwrap();
+        let worker = Arc::new(WorkerStatus::default());
         let (sender, jobs) = mpsc::channel(capacity + requeue.len());
         let metrics = Metrics::new();
         requeue_pending(requeue, &log, &sender, &metrics);
@@ -768,7 +830,7 @@ mod tests {
             metrics: metrics.clone(),
             auth: Arc::new(auth),
             body_limit_bytes,
-            worker: Arc::new(WorkerStatus::default()),
+            worker: worker.clone(),
             readiness: Arc::default(),
         };
         Bench {
@@ -776,6 +838,7 @@ mod tests {
             router: router(state),
             jobs,
             metrics,
+            worker,
         }
     }
 
@@ -925,6 +988,33 @@ mod tests {
         let (status, _, _) = send(&bench.router, right).await;
         assert_eq!(status, StatusCode::ACCEPTED);
         assert!(bench.jobs.try_recv().is_ok());
+    }
+
+    #[tokio::test]
+    async fn logs_query_edge_cases() {
+        let bench = open_bench(4);
+        let id = "2026-12-03T21-45-38.812Z_9f2c4e1a7b3d";
+        std::fs::create_dir(bench.dir.path().join(id)).unwrap();
+
+        let (status, _, body) = send(&bench.router, get("/logs?before=")).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(json(&body)["bundles"][0]["id"], id);
+
+        let (status, _, body) = send(&bench.router, get("/logs?limit=0")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(
+            json(&body)["error"],
+            "invalid query: limit must be at least 1"
+        );
+
+        let (status, headers, body) = send(&bench.router, get("/logs?limit=-1")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        let content_type = headers.get(CONTENT_TYPE).unwrap().to_str().unwrap();
+        assert_eq!(content_type, "application/json");
+        let body = json(&body);
+        assert_eq!(body["reason"], "invalid_query");
+        let error = body["error"].as_str().unwrap();
+        assert!(error.starts_with("invalid query: "), "{error}");
     }
 
     #[tokio::test]
@@ -1172,6 +1262,31 @@ mod tests {
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(json(&body)["data_dir_writable"], true);
         assert_eq!(json(&body)["worker_running"], false);
+    }
+
+    #[tokio::test]
+    async fn readyz_reports_repeated_capture_failures() {
+        let bench = open_bench(4);
+        let error = crate::worker::CaptureError::Panicked("disk broke".to_string());
+        for _ in 0..MAX_CONSECUTIVE_FAILURES {
+            bench.worker.note_failure(&error);
+        }
+        let router = bench.router.clone();
+
+        let (status, _, body) = send(&router, get("/readyz")).await;
+
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        let body = json(&body);
+        assert_eq!(
+            body["consecutive_capture_failures"],
+            MAX_CONSECUTIVE_FAILURES
+        );
+        assert_eq!(body["capture_failing"], "capture panicked: disk broke");
+
+        bench.worker.note_success();
+        let (_, _, body) = send(&router, get("/readyz")).await;
+        assert_eq!(json(&body)["consecutive_capture_failures"], 0);
+        assert_eq!(json(&body)["capture_failing"], serde_json::Value::Null);
     }
 
     /// Settings for a full app on the live host with short intervals and no history.

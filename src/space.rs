@@ -58,6 +58,10 @@ impl SpaceCheck {
         }
     }
 
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// Records the size of the bundle just written; the next bundle needs twice that free.
     pub fn note_bundle(&self, bytes: u64) {
         self.last_bundle_bytes.store(bytes, Ordering::Relaxed);
@@ -106,17 +110,37 @@ impl SpaceCheck {
 
 /// Returns the bytes available to unprivileged users on the filesystem of `dir`, or `None`
 /// when `statvfs` fails or the filesystem is mounted read-only.
+// The casts are no-ops on Linux, but the `statvfs` field types differ on other systems.
+#[allow(clippy::unnecessary_cast)]
 fn free_bytes(dir: &Path) -> Option<u64> {
+    let stats = statvfs(dir)?;
+    if stats.f_flag & libc::ST_RDONLY != 0 {
+        return None;
+    }
+    Some((stats.f_bavail as u64).saturating_mul(stats.f_frsize as u64))
+}
+
+/// Returns the total size in bytes of the filesystem of `dir`, or `None` when `statvfs` fails.
+#[allow(clippy::unnecessary_cast)]
+pub fn filesystem_bytes(dir: &Path) -> Option<u64> {
+    let stats = statvfs(dir)?;
+    Some((stats.f_blocks as u64).saturating_mul(stats.f_frsize as u64))
+}
+
+fn statvfs(dir: &Path) -> Option<libc::statvfs> {
     let path = CString::new(dir.as_os_str().as_bytes()).ok()?;
     // SAFETY: statvfs is plain data, so an all-zero value is valid; the call overwrites it.
     let mut stats: libc::statvfs = unsafe { std::mem::zeroed() };
     // SAFETY: `path` is a NUL-terminated string that outlives the call, and `stats` is a
     // valid, writable statvfs.
     let result = unsafe { libc::statvfs(path.as_ptr(), &mut stats) };
-    if result != 0 || stats.f_flag & libc::ST_RDONLY != 0 {
-        return None;
-    }
-    Some((stats.f_bavail as u64).saturating_mul(stats.f_frsize as u64))
+    (result == 0).then_some(stats)
+}
+
+/// Returns the filesystem size when `min_free_bytes` exceeds it, so the data directory could
+/// never be ready.
+pub fn unreachable_min_free(dir: &Path, min_free_bytes: u64) -> Option<u64> {
+    filesystem_bytes(dir).filter(|&size| min_free_bytes > size)
 }
 
 /// Creates and removes a probe file. Its name starts with `.tmp-`, which the bundle store
@@ -167,6 +191,19 @@ mod tests {
         assert_eq!(check.required_bytes(), 200);
         check.note_bundle(10);
         assert_eq!(check.required_bytes(), 64);
+    }
+
+    #[test]
+    fn min_free_above_filesystem_size_is_unreachable() {
+        let dir = tempfile::tempdir().unwrap();
+        let size = filesystem_bytes(dir.path()).unwrap();
+        assert!(size > 0);
+        assert_eq!(unreachable_min_free(dir.path(), size + 1), Some(size));
+        assert_eq!(unreachable_min_free(dir.path(), size), None);
+        assert_eq!(
+            unreachable_min_free(&dir.path().join("gone"), u64::MAX),
+            None
+        );
     }
 
     #[test]

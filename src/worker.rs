@@ -29,11 +29,17 @@ use crate::slack::{self, CaptureNotice, NotifierHandle, SlackSettings};
 use crate::space::SpaceCheck;
 use crate::store::{BundleInfo, BundleInput, BundleStore, StoreError};
 
-/// Whether the worker runs, for `/readyz`, and whether it should skip the queue.
+/// Consecutive capture failures after which `/readyz` reports not ready.
+pub const MAX_CONSECUTIVE_FAILURES: usize = 3;
+
+/// Whether the worker runs and keeps capturing, for `/readyz`, and whether it should skip the
+/// queue.
 #[derive(Debug, Default)]
 pub struct WorkerStatus {
     running_threads: AtomicUsize,
     stopping: AtomicBool,
+    consecutive_failures: AtomicUsize,
+    last_failure: Mutex<Option<String>>,
 }
 
 impl WorkerStatus {
@@ -48,6 +54,32 @@ impl WorkerStatus {
     /// Makes the worker journal the captures still queued as skipped instead of running them.
     pub fn begin_stop(&self) {
         self.stopping.store(true, Ordering::SeqCst);
+    }
+
+    pub(crate) fn note_success(&self) {
+        self.consecutive_failures.store(0, Ordering::SeqCst);
+        *self.last_failure.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
+    pub(crate) fn note_failure(&self, error: &CaptureError) {
+        *self.last_failure.lock().unwrap_or_else(|e| e.into_inner()) = Some(error.to_string());
+        self.consecutive_failures.fetch_add(1, Ordering::SeqCst);
+    }
+
+    pub fn consecutive_failures(&self) -> usize {
+        self.consecutive_failures.load(Ordering::SeqCst)
+    }
+
+    /// Returns the last capture error once [`MAX_CONSECUTIVE_FAILURES`] captures in a row have
+    /// failed, until a capture succeeds.
+    pub fn failing_reason(&self) -> Option<String> {
+        if self.consecutive_failures() < MAX_CONSECUTIVE_FAILURES {
+            return None;
+        }
+        self.last_failure
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 }
 
@@ -77,6 +109,8 @@ pub struct Pipeline {
     pub pending: PendingJobs,
     /// Told each bundle's size, which sets the free space the next capture needs.
     pub space: Arc<SpaceCheck>,
+    /// Shared with `/readyz`; the worker thread started on this pipeline reports here.
+    pub status: Arc<WorkerStatus>,
 }
 
 /// The running worker thread.
@@ -100,7 +134,7 @@ impl Worker {
         pipeline: Arc<Pipeline>,
         queue: mpsc::Receiver<CaptureJob>,
     ) -> std::io::Result<Worker> {
-        let status = Arc::new(WorkerStatus::default());
+        let status = pipeline.status.clone();
         status.running_threads.fetch_add(1, Ordering::SeqCst);
         let guard = RunningGuard(status.clone());
         let queue = Mutex::new(queue);
@@ -280,9 +314,10 @@ fn capture_bundle(
 }
 
 /// Captures the host once, with the host lock held. A history sample at most two history
-/// intervals old is the baseline. It must be at least half the capture interval (or one
-/// history interval, if that is shorter) old: at 100 clock ticks per second a 0.5 s interval
-/// still resolves a process's CPU use to 2 %, and rates never span a few milliseconds.
+/// intervals old is the baseline. It must be at least one capture interval (or one history
+/// interval, if that is shorter) old, and the capture sleeps for the rest otherwise: at 100
+/// clock ticks per second a shorter interval lets one tick of rounding show a single-threaded
+/// process above 100 %.
 pub fn capture_host(pipeline: &Pipeline) -> Capture {
     let _host = pipeline.host_lock.lock().unwrap_or_else(|e| e.into_inner());
     let collector = &pipeline.collector;
@@ -293,7 +328,7 @@ pub fn capture_host(pipeline: &Pipeline) -> Capture {
         return collector.capture();
     };
 
-    let min_age = (collector.options().interval / 2).min(history.interval());
+    let min_age = collector.options().interval.min(history.interval());
     let age = baseline.monotonic.elapsed();
     if age < min_age {
         std::thread::sleep(min_age - age);
@@ -307,6 +342,7 @@ fn record_success(pipeline: &Pipeline, job: &CaptureJob, bundle: &BundleInfo, du
     metrics.captures_total.with_label_values(&["ok"]).inc();
     metrics.bundle_bytes_total.inc_by(bundle.bytes_written);
     pipeline.space.note_bundle(bundle.bytes_written);
+    pipeline.status.note_success();
 
     pipeline
         .log
@@ -331,14 +367,26 @@ fn record_failure(pipeline: &Pipeline, incident: &str, error: &CaptureError, dur
         .captures_total
         .with_label_values(&["error"])
         .inc();
-    tracing::error!(incident = %incident, %error, "capture failed");
+    pipeline.status.note_failure(error);
+    tracing::error!(
+        incident = %incident,
+        %error,
+        consecutive_failures = pipeline.status.consecutive_failures(),
+        "capture failed"
+    );
     let event = Event {
         incident: Some(incident.to_string()),
         reason: Some(error.to_string()),
         duration_secs: Some(duration.as_secs_f64()),
         ..Event::new(Outcome::CaptureFailed)
     };
-    if let Err(error) = pipeline.log.append(&event) {
+    // The incident stops being a dedupe target together with its journal line, so a retry of
+    // its notification captures again, as it would after a restart.
+    let mut state = pipeline.log.state();
+    state.forget_incident(incident);
+    let appended = pipeline.log.append(&event);
+    drop(state);
+    if let Err(error) = appended {
         tracing::error!(incident = %incident, %error, "failed to journal a capture failure");
         return;
     }
@@ -522,6 +570,7 @@ mod tests {
             nice: 0,
             pending: PendingJobs::in_data_dir(dir),
             space: Arc::new(SpaceCheck::new(dir, 1)),
+            status: Arc::new(WorkerStatus::default()),
         }
     }
 
@@ -551,6 +600,45 @@ mod tests {
             .captures_total
             .with_label_values(&["error"]);
         assert_eq!(errors.get(), 1);
+    }
+
+    #[test]
+    fn failure_forgets_dedupe_and_firing_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let pipeline = pipeline(dir.path());
+        let now = chrono::Utc::now();
+        {
+            let mut state = pipeline.log.state();
+            state.remember("key-1", "inc-1", now);
+            state.note_firing(&["fp1".to_string()], "inc-1", "group");
+        }
+
+        let error = CaptureError::Panicked("No space left on device".to_string());
+        record_failure(&pipeline, "inc-1", &error, Duration::ZERO);
+
+        let mut state = pipeline.log.state();
+        assert_eq!(state.duplicate_of("key-1", now), None);
+        assert_eq!(state.incident_of("fp1"), None);
+    }
+
+    #[test]
+    fn repeated_failures_until_success_set_failing_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let pipeline = pipeline(dir.path());
+        let error = CaptureError::Panicked("No space left on device".to_string());
+        for attempt in 1..MAX_CONSECUTIVE_FAILURES {
+            record_failure(&pipeline, &format!("inc-{attempt}"), &error, Duration::ZERO);
+            assert_eq!(pipeline.status.failing_reason(), None);
+        }
+        record_failure(&pipeline, "inc-last", &error, Duration::ZERO);
+        assert_eq!(
+            pipeline.status.failing_reason().as_deref(),
+            Some("capture panicked: No space left on device")
+        );
+
+        run_job(&pipeline, manual_job("inc-ok"));
+        assert_eq!(pipeline.status.consecutive_failures(), 0);
+        assert_eq!(pipeline.status.failing_reason(), None);
     }
 
     #[test]

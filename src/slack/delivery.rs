@@ -337,7 +337,10 @@ impl Delivery {
                         .iter()
                         .filter(|path| !self.stuck.contains(*path))
                         .collect();
-                    self.metrics.slack_outbox_depth.set(queued.len() as i64);
+                    // Messages in failed/ still wait for their retry, so they count too.
+                    let failed = self.outbox.failed().map_or(0, |files| files.len());
+                    let depth = queued.len() + failed;
+                    self.metrics.slack_outbox_depth.set(depth as i64);
                     match queued.first() {
                         Some(path) => self.deliver(path).await,
                         None => self.wait_for_work().await,
@@ -1031,6 +1034,24 @@ mod tests {
         fn text(&self) -> String {
             String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
         }
+    }
+
+    #[tokio::test]
+    async fn outbox_depth_counts_failed_messages() {
+        let _serial = DELIVERY_TESTS.lock().await;
+        let dir = tempfile::tempdir().unwrap();
+        let settings = SlackSettings {
+            max_attempts: 1,
+            ..fast_settings(&closed_port_url())
+        };
+        let (notifier, metrics) = start(settings, dir.path());
+
+        notifier.enqueue(message("unreachable")).unwrap();
+
+        assert!(eventually(|| outbox_files(dir.path(), "failed").len() == 1).await);
+        assert!(eventually(|| metrics.slack_outbox_depth.get() == 1).await);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(metrics.slack_outbox_depth.get(), 1);
     }
 
     #[tokio::test]
