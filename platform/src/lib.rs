@@ -3,7 +3,7 @@
 //! This crate turns the operating system into a [`Snapshot`]: Linux through procfs with
 //! configurable `/proc`, `/sys` and root paths, macOS through libproc and sysctl, and other
 //! systems through sysinfo with fewer fields. It never starts a shell or a subprocess, and it
-//! knows nothing about HTTP, Slack or bundles.
+//! has no code for HTTP, Slack or bundles.
 //!
 //! A capture is two [`Sample`]s an interval apart; [`Collector::snapshot`] derives rates from
 //! the pair. A caller that keeps a recent sample (the history recorder) can pass it as the
@@ -43,7 +43,7 @@ use chrono::{DateTime, Utc};
 pub use model::*;
 pub use raw::{RawEntry, RawFiles, Roots};
 
-/// How a capture reads the host.
+/// The settings of a capture: roots, interval, deadline and socket owners.
 #[derive(Debug, Clone)]
 pub struct CaptureOptions {
     pub roots: Roots,
@@ -70,7 +70,8 @@ impl Default for CaptureOptions {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scope {
     /// Only the counters that rates need: CPU, per-process CPU times, disk, network and
-    /// pressure counters. Cheap enough for a background recorder.
+    /// pressure counters, plus each process's uid and command line. Cheap enough for a
+    /// background recorder.
     Counters,
     /// Everything a snapshot reports, with the raw evidence recorded.
     Full,
@@ -85,7 +86,7 @@ pub struct Sample {
     pub(crate) inner: os::Sample,
 }
 
-/// What one capture produced: the snapshot and the raw evidence it was parsed from.
+/// The result of one capture: the snapshot and the raw evidence it was parsed from.
 #[derive(Debug, Clone)]
 pub struct Capture {
     pub snapshot: Snapshot,
@@ -125,7 +126,7 @@ impl Collector {
         &self.options
     }
 
-    /// The backend name recorded in snapshots: `linux`, `macos` or `sysinfo`.
+    /// Returns the backend name recorded in snapshots: `linux`, `macos` or `sysinfo`.
     pub fn backend(&self) -> &'static str {
         os::BACKEND
     }

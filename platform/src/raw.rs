@@ -25,6 +25,7 @@
 //! not recorded: they are missing from the replayed tree too.
 
 use std::cell::RefCell;
+use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::{self, Read};
@@ -90,8 +91,7 @@ pub struct RawFiles {
 
 impl RawFiles {
     pub fn insert(&mut self, tree: Tree, relative: &str, entry: RawEntry) {
-        let key = format!("{}/{}", tree.prefix(), relative.trim_start_matches('/'));
-        self.entries.insert(key, entry);
+        self.entries.insert(raw_key(tree, relative), entry);
     }
 
     pub fn total_bytes(&self) -> u64 {
@@ -169,18 +169,26 @@ pub struct Reader {
     replay: bool,
     /// Listings and failures, recorded beside `raw` because [`Reader::list`] takes `&self`.
     recorded: RefCell<BTreeMap<String, RawEntry>>,
+    /// The buffer files are read into before their bytes are copied out at their size.
+    scratch: Vec<u8>,
 }
 
 impl Reader {
     pub fn new(roots: Roots) -> Self {
-        let marker = roots.procfs.join(LISTING);
-        audit::touch(&marker);
+        let replay = is_replayed_tree(&roots);
+        Reader::with_replay(roots, replay)
+    }
+
+    /// A reader for trees already known to be replayed or live (see [`is_replayed_tree`]),
+    /// which saves the lookup of the marker for each sample.
+    pub fn with_replay(roots: Roots, replay: bool) -> Self {
         Reader {
-            replay: marker.is_file(),
+            replay,
             roots,
             raw: RawFiles::default(),
             record: true,
             recorded: RefCell::default(),
+            scratch: Vec::new(),
         }
     }
 
@@ -197,6 +205,11 @@ impl Reader {
         &self.roots
     }
 
+    /// True when the reader reads back recorded listings and failures.
+    pub fn is_replay(&self) -> bool {
+        self.replay
+    }
+
     /// The absolute path of `relative` under the root of `tree`.
     pub fn resolve(&self, tree: Tree, relative: &str) -> PathBuf {
         let root = match tree {
@@ -204,7 +217,7 @@ impl Reader {
             Tree::Sys => &self.roots.sysfs,
             Tree::Root => &self.roots.rootfs,
         };
-        root.join(relative.trim_start_matches('/'))
+        under(root, relative)
     }
 
     /// Resolves `relative` and adds the path to the audit of the current thread.
@@ -217,15 +230,21 @@ impl Reader {
     /// Reads a whole file and records its bytes, or records why it could not be read.
     pub fn read(&mut self, tree: Tree, relative: &str) -> Result<&[u8], ReadError> {
         let path = self.touch(tree, relative);
-        let bytes = read_whole(&path).map_err(|e| self.failure(tree, relative, &e))?;
-        let key = raw_key(tree, relative);
+        let bytes = read_whole_with(&path, &mut self.scratch)
+            .map_err(|e| self.failure(tree, relative, &e))?;
         if !self.record {
             self.raw.entries.clear();
         }
-        self.raw.entries.insert(key.clone(), RawEntry::File(bytes));
-        match self.raw.entries.get(&key) {
-            Some(RawEntry::File(bytes)) => Ok(bytes),
-            _ => unreachable!("entry was inserted above"),
+        let entry = match self.raw.entries.entry(raw_key(tree, relative)) {
+            Entry::Vacant(vacant) => vacant.insert(RawEntry::File(bytes)),
+            Entry::Occupied(mut occupied) => {
+                occupied.insert(RawEntry::File(bytes));
+                occupied.into_mut()
+            }
+        };
+        match entry {
+            RawEntry::File(bytes) => Ok(bytes),
+            RawEntry::Link(_) => unreachable!("a file entry was stored above"),
         }
     }
 
@@ -313,16 +332,17 @@ impl Reader {
     /// recorded; in a replayed tree a missing file returns the failure recorded for it.
     fn failure(&self, tree: Tree, relative: &str, error: &io::Error) -> ReadError {
         let read_error = ReadError::new(tree, relative, error);
+        // A vanished file leaves no record, and a live tree has none to look up.
+        if read_error.reason == GapReason::Vanished && !self.replay {
+            return read_error;
+        }
         let Some(failed) = failure_path(relative) else {
             return read_error;
         };
         if read_error.reason == GapReason::Vanished {
-            if self.replay {
-                return self
-                    .recorded_failure(tree, relative, &failed)
-                    .unwrap_or(read_error);
-            }
-            return read_error;
+            return self
+                .recorded_failure(tree, relative, &failed)
+                .unwrap_or(read_error);
         }
 
         if self.record {
@@ -352,8 +372,22 @@ impl Reader {
     }
 }
 
+/// True when the procfs root of `roots` was written from raw evidence: it has a [`LISTING`].
+pub fn is_replayed_tree(roots: &Roots) -> bool {
+    let marker = roots.procfs.join(LISTING);
+    audit::touch(&marker);
+    marker.is_file()
+}
+
+/// `<tree prefix>/<relative>`, built without the formatting machinery because every
+/// recorded entry needs one.
 fn raw_key(tree: Tree, relative: &str) -> String {
-    format!("{}/{}", tree.prefix(), relative.trim_start_matches('/'))
+    let (prefix, relative) = (tree.prefix(), relative.trim_start_matches('/'));
+    let mut key = String::with_capacity(prefix.len() + 1 + relative.len());
+    key.push_str(prefix);
+    key.push('/');
+    key.push_str(relative);
+    key
 }
 
 /// The largest file a reader accepts. The biggest real procfs files (a `mountinfo` with many
@@ -368,10 +402,35 @@ pub const MAX_FILE_BYTES: usize = 16 << 20;
 /// a procfs tree is rejected instead of blocking the capture or filling memory. The file is
 /// opened with `O_NONBLOCK`, so opening a FIFO cannot block either.
 pub fn read_whole(path: &Path) -> io::Result<Vec<u8>> {
+    let mut file = open_regular(path)?;
+    let mut bytes = vec![0; READ_CHUNK];
+    let len = fill(&mut file, &mut bytes)?;
+    bytes.truncate(len);
+    // Recorded entries live as long as the sample, so they keep no spare capacity.
+    bytes.shrink_to_fit();
+    Ok(bytes)
+}
+
+/// Like [`read_whole`], reading into `scratch`, a buffer kept between calls, and returning a
+/// copy of the exact size. A reader makes many small reads per sample; this spares each one
+/// a zeroed 4 KiB allocation and the shrink after it.
+pub fn read_whole_with(path: &Path, scratch: &mut Vec<u8>) -> io::Result<Vec<u8>> {
+    let mut file = open_regular(path)?;
+    if scratch.len() < READ_CHUNK {
+        scratch.resize(READ_CHUNK, 0);
+    }
+    let len = fill(&mut file, scratch)?;
+    Ok(scratch[..len].to_vec())
+}
+
+/// The size of the first read of a file.
+const READ_CHUNK: usize = 4096;
+
+/// Opens `path` without blocking and rejects anything but a regular file.
+fn open_regular(path: &Path) -> io::Result<fs::File> {
     use std::os::unix::fs::OpenOptionsExt;
 
-    const CHUNK: usize = 4096;
-    let mut file = fs::OpenOptions::new()
+    let file = fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NONBLOCK)
         .open(path)?;
@@ -381,33 +440,33 @@ pub fn read_whole(path: &Path) -> io::Result<Vec<u8>> {
             "not a regular file",
         ));
     }
+    Ok(file)
+}
 
-    let mut bytes = vec![0; CHUNK];
+/// Reads `file` to its end into `buffer`, doubling it up to [`MAX_FILE_BYTES`] when full, and
+/// returns the number of bytes read.
+fn fill(file: &mut fs::File, buffer: &mut Vec<u8>) -> io::Result<usize> {
     let mut len = 0;
     loop {
-        if len == bytes.len() {
+        if len == buffer.len() {
             if len >= MAX_FILE_BYTES {
-                if at_end(&mut file)? {
-                    break;
+                if at_end(file)? {
+                    return Ok(len);
                 }
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidData,
                     format!("larger than {} MiB", MAX_FILE_BYTES >> 20),
                 ));
             }
-            bytes.resize((len * 2).min(MAX_FILE_BYTES), 0);
+            buffer.resize((len * 2).min(MAX_FILE_BYTES), 0);
         }
-        match file.read(&mut bytes[len..]) {
-            Ok(0) => break,
+        match file.read(&mut buffer[len..]) {
+            Ok(0) => return Ok(len),
             Ok(n) => len += n,
             Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
             Err(error) => return Err(error),
         }
     }
-    bytes.truncate(len);
-    // Recorded entries live as long as the sample, so they keep no spare capacity.
-    bytes.shrink_to_fit();
-    Ok(bytes)
 }
 
 /// True when the next read returns end of file.
@@ -425,7 +484,11 @@ fn at_end(file: &mut fs::File) -> io::Result<bool> {
 fn read_dir_names(path: &Path) -> io::Result<Vec<String>> {
     let mut names = Vec::new();
     for entry in fs::read_dir(path)? {
-        names.push(entry?.file_name().to_string_lossy().into_owned());
+        let name = entry?.file_name();
+        names.push(
+            name.into_string()
+                .unwrap_or_else(|name| name.to_string_lossy().into_owned()),
+        );
     }
     Ok(names)
 }
@@ -525,9 +588,14 @@ pub mod audit {
     }
 }
 
-/// Joins a relative path onto a root the way [`Reader::resolve`] does.
+/// Joins a relative path onto a root the way [`Reader::resolve`] does. Same as `Path::join`,
+/// in one allocation instead of a copy of the root that then grows.
 pub fn under(root: &Path, relative: &str) -> PathBuf {
-    root.join(relative.trim_start_matches('/'))
+    let relative = relative.trim_start_matches('/');
+    let mut path = PathBuf::with_capacity(root.as_os_str().len() + 1 + relative.len());
+    path.push(root);
+    path.push(relative);
+    path
 }
 
 #[cfg(test)]

@@ -1,6 +1,8 @@
 //! Facts that every Linux collector needs and that do not change between samples: clock ticks,
-//! page size, which network namespace to read, AegisIR's own pid in the procfs PID namespace, and the
-//! user table. A per-sample copy also carries the files that several collectors parse, so each
+//! page size, which network namespace and mount table to read, whether the procfs root is a
+//! replayed tree, AegisIR's own pid in the procfs PID namespace, and the user table. They are
+//! decided once, when the collector starts: a procfs root does not gain or lose pid 1 or the
+//! replay marker while a collector reads it. A per-sample copy also carries the files that several collectors parse, so each
 //! is read once per sample.
 
 use std::collections::HashMap;
@@ -24,6 +26,11 @@ pub struct Context {
     pub net_dir: String,
     /// `self` or `pid1`, recorded in the snapshot's sources.
     pub net_namespace: String,
+    /// True when the mount table is read from `1/` rather than `self/`: a procfs root other
+    /// than `/proc` that has `1/mountinfo`, like the network files.
+    pub host_mounts: bool,
+    /// True when the procfs root was written from raw evidence (see [`Reader::with_replay`]).
+    pub replay: bool,
     /// AegisIR's own pid as the procfs root numbers it, from the `self` link.
     pub self_pid: Option<i32>,
     /// User names by uid, from `<rootfs>/etc/passwd`.
@@ -64,12 +71,15 @@ impl Context {
         } else {
             ("1/net".to_string(), "pid1".to_string())
         };
+        let host_mounts = !default_proc && reader.exists(Tree::Proc, "1/mountinfo");
 
         Ok(Context {
             ticks_per_sec: sysconf(libc::_SC_CLK_TCK).unwrap_or(100),
             page_size: sysconf(libc::_SC_PAGESIZE).unwrap_or(4096),
             net_dir,
             net_namespace,
+            host_mounts,
+            replay: reader.is_replay(),
             self_pid: read_self_pid(&mut reader),
             users: read_passwd(&mut reader),
             deadline: None,

@@ -24,7 +24,7 @@ use procfs_core::FromRead;
 use super::Context;
 use crate::gaps::GapLog;
 use crate::model::{Filesystem, GapReason};
-use crate::raw::{audit, classify, Reader, Tree};
+use crate::raw::{audit, classify, Reader};
 use crate::Scope;
 
 const COLLECTOR: &str = "filesystems";
@@ -135,10 +135,9 @@ pub fn read_with(
 }
 
 /// Returns the mount table files to try, in order. With a procfs root other than `/proc` that has a
-/// pid 1, the host's table is read from `1/`, as the network files are.
-fn mount_table_paths(r: &Reader, ctx: &Context) -> [&'static str; 2] {
-    let host_view = ctx.roots.procfs != Path::new("/proc") && r.exists(Tree::Proc, "1/mountinfo");
-    if host_view {
+/// pid 1, the host's table is read from `1/`, as the network files are ([`Context::host_mounts`]).
+fn mount_table_paths(ctx: &Context) -> [&'static str; 2] {
+    if ctx.host_mounts {
         ["1/mountinfo", "1/mounts"]
     } else {
         ["self/mountinfo", "mounts"]
@@ -146,7 +145,7 @@ fn mount_table_paths(r: &Reader, ctx: &Context) -> [&'static str; 2] {
 }
 
 fn read_mount_table(r: &mut Reader, ctx: &Context, gaps: &mut GapLog) -> Vec<MountEntry> {
-    for path in mount_table_paths(r, ctx) {
+    for path in mount_table_paths(ctx) {
         let Some(bytes) = gaps.value(COLLECTOR, r.proc(path)) else {
             continue;
         };

@@ -61,7 +61,7 @@ impl Collector {
     }
 
     pub fn sample(&self, options: &CaptureOptions, scope: Scope) -> Sample {
-        let mut reader = Reader::new(options.roots.clone());
+        let mut reader = Reader::with_replay(options.roots.clone(), self.context.replay);
         let mut gaps = GapLog::default();
         let ctx = self.context.for_sample(options);
 

@@ -20,9 +20,6 @@ use crate::Scope;
 
 pub use sockets::{BoundSocket, SocketTables};
 
-use procfs_core::net::Snmp;
-use procfs_core::FromRead;
-
 const COLLECTOR: &str = "network";
 
 /// The network readings of one sample. A part is `None` where its file could not be read, and the socket
@@ -121,13 +118,10 @@ pub fn parse_dev_line(line: &str) -> Result<InterfaceCounters, String> {
     })
 }
 
-/// Finds `Tcp:RetransSegs` in `net/snmp`. procfs-core parses the file only when every field
-/// it requires is present. Kernels that lack some of them, such as `Icmp:InCsumErrors` or
-/// `Udp:IgnoredMulti`, go through [`find_snmp_value`].
+/// Finds `Tcp:RetransSegs` in `net/snmp` with [`find_snmp_value`]. procfs-core's `Snmp`
+/// would parse all six sections into maps for this one value, and it rejects kernels that
+/// lack fields it requires, such as `Icmp:InCsumErrors` or `Udp:IgnoredMulti`.
 pub fn parse_tcp_retransmits(bytes: &[u8], subject: &str, gaps: &mut GapLog) -> Option<u64> {
-    if let Ok(snmp) = Snmp::from_read(bytes) {
-        return Some(snmp.tcp_retrans_segs);
-    }
     let value = find_snmp_value(bytes, "Tcp:", "RetransSegs");
     if value.is_none() {
         gaps.push(
@@ -298,7 +292,7 @@ Udp: 1 2 3 4
 ";
 
     #[test]
-    fn retransmits_found_when_procfs_core_rejects_snmp() {
+    fn retransmits_found_in_layout_procfs_core_rejects() {
         let mut gaps = GapLog::default();
         let value = parse_tcp_retransmits(SNMP_OLD.as_bytes(), "proc/net/snmp", &mut gaps);
         assert_eq!(value, Some(321));
@@ -306,14 +300,19 @@ Udp: 1 2 3 4
     }
 
     #[test]
-    fn procfs_core_parses_current_snmp_layout() {
+    fn retransmits_match_procfs_core_on_current_layout() {
+        use procfs_core::FromRead;
+
         let path = format!(
             "{}/../fixtures/hosts/small/proc/1/net/snmp",
             env!("CARGO_MANIFEST_DIR")
         );
         let bytes = std::fs::read(path).unwrap();
-        let snmp = Snmp::from_read(bytes.as_slice()).unwrap();
+        let snmp = procfs_core::net::Snmp::from_read(bytes.as_slice()).unwrap();
+        let mut gaps = GapLog::default();
+        let value = parse_tcp_retransmits(&bytes, "proc/1/net/snmp", &mut gaps);
         assert_eq!(snmp.tcp_retrans_segs, 4321);
+        assert_eq!(value, Some(4321));
     }
 
     #[test]

@@ -328,7 +328,7 @@ mod tests {
     }
 
     #[test]
-    fn counters_sample_reads_only_stat() {
+    fn counters_sample_reads_stat_uid_and_cmdline() {
         let roots = fixture::roots("small");
         let ctx = fixture::context(&roots);
         let mut reader = Reader::new(roots);
@@ -336,14 +336,19 @@ mod tests {
         let sample = read(&mut reader, &ctx, Scope::Counters, &mut gaps);
 
         assert_eq!(sample.entries.len(), 11);
-        assert_eq!(sample.entry(777).unwrap().cmdline, None);
+        let entry = sample.entry(777).unwrap();
+        assert_eq!(entry.uid, Some(1000));
+        assert_eq!(entry.cmdline.as_deref(), Some("./a) R 9 (b --port 8080"));
+        assert_eq!(entry.io, None);
+        assert_eq!(entry.open_fds, None);
         let raw = reader.take_raw();
         let per_process: Vec<&String> = raw
             .entries
             .keys()
             .filter(|key| key.starts_with("proc/7"))
             .collect();
-        assert_eq!(per_process, vec!["proc/777/stat"]);
+        let expected = ["proc/777/cmdline", "proc/777/stat", "proc/777/status"];
+        assert_eq!(per_process, expected);
     }
 
     #[test]

@@ -20,8 +20,8 @@ use crate::Scope;
 ///
 /// A counters sample (the history recorder's, every few seconds) takes memberships from here
 /// and reads `PID/cgroup` only for new processes, which halves its file reads. A full sample
-/// reads every `PID/cgroup` again, so a snapshot never rests on a cached membership; a process
-/// moved to another cgroup between samples is seen at the next full sample.
+/// reads every `PID/cgroup` again, so no snapshot rests on a cached membership. A process
+/// moved to another cgroup between samples is therefore seen at the next full sample.
 #[derive(Debug, Default)]
 pub struct MembershipCache {
     entries: Mutex<HashMap<(i32, u64), Membership>>,

@@ -6,14 +6,17 @@
 
 use crate::gaps::GapLog;
 use crate::model::{GapReason, Pressure, PressureLine, PressureResource};
-use crate::raw::{Reader, Tree};
+use crate::raw::{ReadError, Reader, Tree};
 
 use super::loadavg::hundredths;
 
 /// Reads the three pressure files. `None`, with an unsupported gap, when the kernel has no
-/// `/proc/pressure` (before Linux 4.20 or built without PSI).
+/// `/proc/pressure` (before Linux 4.20 or built without PSI). The directory is looked up only
+/// when the CPU file is missing, which spares a stat call in every sample.
 pub fn read(reader: &mut Reader, gaps: &mut GapLog) -> Option<Pressure> {
-    if !reader.exists(Tree::Proc, "pressure") {
+    let cpu = read_file(reader, "pressure/cpu");
+    let missing = matches!(&cpu, Err(error) if error.reason == GapReason::Vanished);
+    if missing && !reader.exists(Tree::Proc, "pressure") {
         gaps.push(
             "host",
             "proc/pressure",
@@ -23,36 +26,44 @@ pub fn read(reader: &mut Reader, gaps: &mut GapLog) -> Option<Pressure> {
         return None;
     }
 
+    let memory = read_file(reader, "pressure/memory");
+    let io = read_file(reader, "pressure/io");
     Some(Pressure {
-        cpu: read_resource(reader, "pressure/cpu", gaps),
-        memory: read_resource(reader, "pressure/memory", gaps),
-        io: read_resource(reader, "pressure/io", gaps),
+        cpu: resource(cpu, "pressure/cpu", gaps),
+        memory: resource(memory, "pressure/memory", gaps),
+        io: resource(io, "pressure/io", gaps),
     })
 }
 
-fn read_resource(reader: &mut Reader, path: &str, gaps: &mut GapLog) -> Option<PressureResource> {
-    let bytes = match reader.proc(path) {
-        Ok(bytes) => bytes,
+/// The parse of one pressure file: `None` inside when it has no readable `some` line.
+type Parsed = Result<Option<PressureResource>, ReadError>;
+
+fn read_file(reader: &mut Reader, path: &str) -> Parsed {
+    reader.proc(path).map(parse)
+}
+
+/// Turns a read and parse into the resource, recording the gap when there is none.
+fn resource(parsed: Parsed, path: &str, gaps: &mut GapLog) -> Option<PressureResource> {
+    match parsed {
+        Ok(Some(resource)) => Some(resource),
+        Ok(None) => {
+            gaps.push(
+                "host",
+                format!("proc/{path}"),
+                GapReason::Invalid,
+                "no readable `some` line",
+            );
+            None
+        }
         Err(mut error) => {
             // A file missing from an existing /proc/pressure is one the kernel does not offer.
             if error.reason == GapReason::Vanished {
                 error.reason = GapReason::Unsupported;
             }
             gaps.record("host", &error);
-            return None;
+            None
         }
-    };
-
-    let resource = parse(bytes);
-    if resource.is_none() {
-        gaps.push(
-            "host",
-            format!("proc/{path}"),
-            GapReason::Invalid,
-            "no readable `some` line",
-        );
     }
-    resource
 }
 
 /// Parses one pressure file: a `some` line and, where present, a `full` line.

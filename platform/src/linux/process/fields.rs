@@ -3,8 +3,6 @@
 
 use std::path::Path;
 
-use procfs_core::FromRead;
-
 /// Length at which the kernel cuts the command name (`TASK_COMM_LEN` minus its NUL).
 pub const COMM_MAX_BYTES: usize = 15;
 
@@ -71,16 +69,45 @@ pub fn lossy_name(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
+/// The fields of `/proc/PID/io`, all of which procfs-core's `Io` requires.
+const IO_FIELDS: [&str; 7] = [
+    "rchar",
+    "wchar",
+    "syscr",
+    "syscw",
+    "read_bytes",
+    "write_bytes",
+    "cancelled_write_bytes",
+];
+
 /// Storage-layer bytes read and written from `/proc/PID/io`.
 ///
-/// The check for ASCII keeps multi-byte text away from procfs-core's key slicing, which
-/// assumes one byte per character; a real kernel only prints ASCII here.
+/// It accepts what procfs-core's `Io` accepts: lines without a space are skipped, every other
+/// line must be `name: number`, the last line of a name wins, and all of [`IO_FIELDS`] must
+/// be present. procfs-core would build a map of owned keys for the two values, once per
+/// process. Text that is not ASCII is rejected, as a real kernel only prints ASCII here.
 pub fn io_bytes(io: &[u8]) -> Option<(u64, u64)> {
     if !io.is_ascii() {
         return None;
     }
-    let io = procfs_core::process::Io::from_read(io).ok()?;
-    Some((io.read_bytes, io.write_bytes))
+    let text = std::str::from_utf8(io).ok()?;
+    let mut values = [None; IO_FIELDS.len()];
+    for line in text.lines() {
+        if !line.contains(' ') {
+            continue;
+        }
+        let mut words = line.split_whitespace();
+        let field = words.next()?;
+        let value: u64 = words.next()?.parse().ok()?;
+        let name = &field[..field.len() - 1];
+        if let Some(index) = IO_FIELDS.iter().position(|known| *known == name) {
+            values[index] = Some(value);
+        }
+    }
+    if values.iter().any(Option::is_none) {
+        return None;
+    }
+    Some((values[4]?, values[5]?))
 }
 
 /// Parses the inode of a `socket:[INODE]` link target.
@@ -191,5 +218,40 @@ mod tests {
         fn io_parser_never_panics_on_io_like_text(text in "([a-z_]{0,12}:? [0-9]{0,8}\n){0,8}") {
             let _ = io_bytes(text.as_bytes());
         }
+
+        #[test]
+        fn io_parser_agrees_with_procfs_core(
+            extra in proptest::collection::vec(io_line(), 0..4),
+            complete in any::<bool>(),
+            at in 0usize..8,
+        ) {
+            use procfs_core::FromRead;
+
+            // A complete file with wrong or repeated lines spliced in, or the odd lines alone.
+            let mut lines: Vec<String> = if complete {
+                IO_FIELDS.iter().map(|name| format!("{name}: 7\n")).collect()
+            } else {
+                Vec::new()
+            };
+            let at = at.min(lines.len());
+            lines.splice(at..at, extra);
+            let text = lines.concat();
+            let expected = procfs_core::process::Io::from_read(text.as_bytes())
+                .ok()
+                .map(|io| (io.read_bytes, io.write_bytes));
+            prop_assert_eq!(io_bytes(text.as_bytes()), expected);
+        }
+    }
+
+    /// A line of `/proc/PID/io`, or one of the ways a line can be wrong.
+    fn io_line() -> impl Strategy<Value = String> {
+        let name = prop_oneof![
+            proptest::sample::select(IO_FIELDS.to_vec()).prop_map(str::to_string),
+            "[a-z_]{0,6}",
+        ];
+        let value = prop_oneof!["[0-9]{1,8}", "[0-9x-]{0,3}"];
+        let separator = prop_oneof![Just(": "), Just(":"), Just(" "), Just(":\t")];
+        (name, separator, value)
+            .prop_map(|(name, separator, value)| format!("{name}{separator}{value}\n"))
     }
 }

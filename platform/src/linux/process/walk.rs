@@ -135,19 +135,35 @@ impl<'c> Walk<'c> {
         };
         entry.stat = Some(stat_fields(&line));
         entry.name = fields::lossy_name(line.comm);
-        if self.scope == Scope::Counters {
-            return Ok(entry);
-        }
 
         // The stat line borrows the reader's buffer; keep the name bytes for the steps below.
         let comm = line.comm.to_vec();
         let kernel_thread = line.is_kernel_thread();
-        entry.uid = self.read_uid(r, pid)?;
-        let name = self.read_cmdline(r, pid, &comm, kernel_thread, &mut entry)?;
-        entry.name = name;
+        let identity = self.read_identity(r, pid, &comm, kernel_thread, &mut entry);
+        if self.scope == Scope::Counters {
+            // Counters samples read the uid and command line too, so the history's top
+            // processes name their user and command. Their CPU times count even when these
+            // files are gone.
+            return Ok(entry);
+        }
+        identity?;
         entry.io = self.read_io(r, pid)?;
         entry.open_fds = self.read_fds(r, pid, sample)?;
         Ok(entry)
+    }
+
+    /// Reads the uid and the command line into `entry`, and the name to show.
+    fn read_identity(
+        &mut self,
+        r: &mut Reader,
+        pid: i32,
+        comm: &[u8],
+        kernel_thread: bool,
+        entry: &mut ProcessEntry,
+    ) -> Result<(), Vanished> {
+        entry.uid = self.read_uid(r, pid)?;
+        entry.name = self.read_cmdline(r, pid, comm, kernel_thread, entry)?;
+        Ok(())
     }
 
     fn read_uid(&mut self, r: &mut Reader, pid: i32) -> Result<Option<u32>, Vanished> {
