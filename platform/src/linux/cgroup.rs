@@ -659,6 +659,33 @@ mod tests {
     }
 
     #[test]
+    fn counters_sample_reuses_identities_of_known_processes() {
+        let options = crate::CaptureOptions {
+            roots: roots("docker-systemd"),
+            ..crate::CaptureOptions::default()
+        };
+        let collector = crate::Collector::new(options).unwrap();
+        let read_status = |sample: &crate::Sample| {
+            let entries = &sample.inner.raw.entries;
+            entries.contains_key("proc/100/status") && entries.contains_key("proc/100/cmdline")
+        };
+
+        let first = collector.sample(Scope::Counters);
+        assert!(read_status(&first), "the first sample knows no process yet");
+        let second = collector.sample(Scope::Counters);
+        assert!(!read_status(&second), "a known process is not read again");
+        let identity = |sample: &crate::Sample| {
+            let entry = sample.inner.processes.entry(100).unwrap();
+            (entry.uid, entry.cmdline.clone(), entry.name.clone())
+        };
+        assert_eq!(identity(&second), identity(&first));
+        assert!(identity(&second).1.is_some());
+
+        let full = collector.sample(Scope::Full);
+        assert!(read_status(&full), "a full sample reads every identity");
+    }
+
+    #[test]
     fn live_host_maps_this_process() {
         let options = crate::CaptureOptions::default();
         let ctx = crate::linux::Context::new(&options)

@@ -45,6 +45,7 @@ pub struct Sample {
 pub struct Collector {
     context: Context,
     cgroup_memberships: cgroup::MembershipCache,
+    process_identities: process::IdentityCache,
 }
 
 impl Collector {
@@ -53,6 +54,7 @@ impl Collector {
         Ok(Collector {
             context,
             cgroup_memberships: cgroup::MembershipCache::default(),
+            process_identities: process::IdentityCache::default(),
         })
     }
 
@@ -73,7 +75,13 @@ impl Collector {
         let filesystems = filesystem::read(&mut reader, &ctx, scope, &mut gaps);
         // Processes last: walking file descriptors is the expensive part and the one the
         // deadline cuts short.
-        let processes = process::read(&mut reader, &ctx, scope, &mut gaps);
+        let processes = process::read_cached(
+            &mut reader,
+            &ctx,
+            scope,
+            &mut gaps,
+            &self.process_identities,
+        );
         let mapped = cgroup::mapped_processes(&processes);
         let cgroups = cgroup::read_cached(
             &mut reader,

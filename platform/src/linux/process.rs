@@ -89,8 +89,22 @@ impl ProcessSample {
     }
 }
 
+pub use walk::IdentityCache;
+
 pub fn read(r: &mut Reader, ctx: &Context, scope: Scope, gaps: &mut GapLog) -> ProcessSample {
     walk::read(r, ctx, scope, gaps)
+}
+
+/// Reads the process table, taking the uid and command line of processes already seen from
+/// `cache` in a counters sample.
+pub fn read_cached(
+    r: &mut Reader,
+    ctx: &Context,
+    scope: Scope,
+    gaps: &mut GapLog,
+    cache: &IdentityCache,
+) -> ProcessSample {
+    walk::read_cached(r, ctx, scope, gaps, cache)
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::sync::Mutex;
 
 use super::fields;
 use super::stat::{self, StatLine};
@@ -17,6 +18,27 @@ use crate::Scope;
 /// The process exited while it was being read.
 struct Vanished;
 
+/// The uid, command line and name to show of one process.
+#[derive(Debug, Clone)]
+struct Identity {
+    uid: Option<u32>,
+    cmdline: Option<String>,
+    name: String,
+}
+
+/// The identities read by earlier samples, keyed by (pid, start ticks) so that a reused pid
+/// never gets the old process's identity.
+///
+/// A counters sample (the history recorder's, every few seconds) takes the uid and command
+/// line of known processes from here instead of reading `status` and `cmdline` again, which
+/// cuts its file reads to one per known process. A full sample reads them all again, so no
+/// snapshot rests on a cached identity; a command line rewritten by the process itself is seen
+/// at the next full sample.
+#[derive(Debug, Default)]
+pub struct IdentityCache {
+    entries: Mutex<HashMap<(i32, u64), Identity>>,
+}
+
 /// State of one walk over the pid directories.
 struct Walk<'c> {
     ctx: &'c Context,
@@ -30,9 +52,24 @@ struct Walk<'c> {
     stat_denied: bool,
     /// Processes whose socket links were skipped for the deadline.
     sockets_skipped: u32,
+    /// Identities from earlier samples; empty in a full sample.
+    known: HashMap<(i32, u64), Identity>,
+    /// Identities of this sample, for the next one.
+    fresh: HashMap<(i32, u64), Identity>,
 }
 
 pub fn read(r: &mut Reader, ctx: &Context, scope: Scope, gaps: &mut GapLog) -> ProcessSample {
+    read_cached(r, ctx, scope, gaps, &IdentityCache::default())
+}
+
+/// Like [`read`], with the identities of known processes from `cache` in a counters sample.
+pub fn read_cached(
+    r: &mut Reader,
+    ctx: &Context,
+    scope: Scope,
+    gaps: &mut GapLog,
+    cache: &IdentityCache,
+) -> ProcessSample {
     let boot_time_secs = ctx.kernel_stat(r, gaps).and_then(|s| s.boot_time_secs);
     let Some(pids) = list_pids(r, gaps) else {
         return ProcessSample {
@@ -56,10 +93,16 @@ pub fn read(r: &mut Reader, ctx: &Context, scope: Scope, gaps: &mut GapLog) -> P
         Scope::Counters => None,
     };
 
+    let mut entries = cache.entries.lock().unwrap_or_else(|e| e.into_inner());
     let mut walk = Walk::new(ctx, scope);
+    if scope == Scope::Counters {
+        walk.known = std::mem::take(&mut *entries);
+    }
     for &pid in &pids {
         walk.read_process(r, pid, &mut sample);
     }
+    *entries = std::mem::take(&mut walk.fresh);
+    drop(entries);
 
     sample.complete = walk.is_complete(&pids, &sample, total_threads, gaps);
     walk.record_gaps(gaps);
@@ -97,6 +140,8 @@ impl<'c> Walk<'c> {
             denied: false,
             stat_denied: false,
             sockets_skipped: 0,
+            known: HashMap::new(),
+            fresh: HashMap::new(),
         }
     }
 
@@ -139,7 +184,23 @@ impl<'c> Walk<'c> {
         // The stat line borrows the reader's buffer; keep the name bytes for the steps below.
         let comm = line.comm.to_vec();
         let kernel_thread = line.is_kernel_thread();
+        let key = (pid, entry.stat.map_or(0, |stat| stat.start_ticks));
+        if let Some(known) = self.known.get(&key) {
+            entry.uid = known.uid;
+            entry.cmdline = known.cmdline.clone();
+            entry.name = known.name.clone();
+            self.fresh.insert(key, known.clone());
+            return Ok(entry);
+        }
         let identity = self.read_identity(r, pid, &comm, kernel_thread, &mut entry);
+        if identity.is_ok() && !self.denied {
+            let known = Identity {
+                uid: entry.uid,
+                cmdline: entry.cmdline.clone(),
+                name: entry.name.clone(),
+            };
+            self.fresh.insert(key, known);
+        }
         if self.scope == Scope::Counters {
             // Counters samples read the uid and command line too, so the history's top
             // processes name their user and command. Their CPU times count even when these
