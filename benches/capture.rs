@@ -16,6 +16,7 @@ use std::hint::black_box;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use aegisir_platform::raw::read_whole;
 use aegisir_platform::{CaptureOptions, Collector, RawEntry, RawFiles, Roots, Scope};
 use criterion::Criterion;
 
@@ -104,8 +105,9 @@ fn prepare(label: &'static str, roots: Roots) -> Target {
     }
 }
 
-/// Reads every file and link of one capture and lists its directories. Files that vanished
-/// since then (exited processes on a live host) are skipped, as the capture skips them.
+/// Reads every file and link of one capture, with the capture reader's own 4 KiB reads, and
+/// lists its directories. Files that vanished since then (exited processes on a live host)
+/// are skipped, as the capture skips them.
 fn read_pass(target: &Target) -> u64 {
     let mut bytes = 0;
     for listing in &target.listings {
@@ -115,7 +117,7 @@ fn read_pass(target: &Target) -> u64 {
     }
     for read in &target.reads {
         match read {
-            Read::File(path) => bytes += fs::read(path).map_or(0, |b| b.len() as u64),
+            Read::File(path) => bytes += read_whole(path).map_or(0, |b| b.len() as u64),
             Read::Link(path) => {
                 bytes += fs::read_link(path).map_or(0, |t| t.as_os_str().len() as u64)
             }
