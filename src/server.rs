@@ -501,7 +501,7 @@ impl App {
             settings.intake.min_free_bytes,
         ));
 
-        // The queue also holds the captures left from the last run, on top of its capacity.
+        // The queue also takes the captures left from the last run, on top of its capacity.
         let (sender, receiver) = mpsc::channel(settings.intake.queue_capacity + requeue.len());
         requeue_pending(requeue, &log, &sender, &metrics);
         let pipeline = Arc::new(Pipeline {

@@ -210,7 +210,7 @@ impl Reader {
         self.replay
     }
 
-    /// The absolute path of `relative` under the root of `tree`.
+    /// Returns the absolute path of `relative` under the root of `tree`.
     pub fn resolve(&self, tree: Tree, relative: &str) -> PathBuf {
         let root = match tree {
             Tree::Proc => &self.roots.procfs,

@@ -198,8 +198,8 @@ pub fn verify_data_dir(dir: &Path) -> VerifyOutcome {
 /// manifest, and the manifest with the digest and the time in the directory name.
 ///
 /// Returns an error only when the bundle directory itself cannot be read.
-/// Rejects a directory without a manifest that is clearly not a bundle: the `.aegisir` state
-/// folder, or a data directory (it holds bundles or a state folder), with the command to use.
+/// Rejects a directory without a manifest that is clearly not a bundle, naming the command to
+/// use: the `.aegisir` state folder, or a data directory (it contains bundles or a state folder).
 fn reject_non_bundle_directory(dir: &Path) -> Result<(), StoreError> {
     if dir.join(MANIFEST).exists() {
         return Ok(());

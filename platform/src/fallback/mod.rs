@@ -111,7 +111,7 @@ impl Collector {
 }
 
 impl Sample {
-    /// The sysinfo backend records no raw evidence.
+    /// Returns no entries: the sysinfo backend records no raw evidence.
     pub fn raw(&self) -> &RawFiles {
         static EMPTY: RawFiles = RawFiles {
             entries: std::collections::BTreeMap::new(),

@@ -122,12 +122,12 @@ impl Context {
         self.deadline.is_some_and(|d| Instant::now() >= d)
     }
 
-    /// The user name for a uid, if the passwd file has it.
+    /// Returns the user name for a uid, if the passwd file has it.
     pub fn user_name(&self, uid: u32) -> Option<String> {
         self.users.get(&uid).cloned()
     }
 
-    /// The path of a network file such as `tcp` or `dev`, relative to the procfs root.
+    /// Returns the path of a network file such as `tcp` or `dev`, relative to the procfs root.
     pub fn net_file(&self, name: &str) -> String {
         format!("{}/{}", self.net_dir, name)
     }
@@ -210,7 +210,7 @@ pub mod fixture {
         Reader::new(roots.clone())
     }
 
-    /// A reader and a per-sample context for `fixtures/hosts/<name>`.
+    /// Returns a reader and a per-sample context for `fixtures/hosts/<name>`.
     pub fn reader_and_context(name: &str) -> (Reader, Context) {
         let roots = roots(name);
         (reader(&roots), context(&roots))
