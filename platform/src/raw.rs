@@ -24,12 +24,17 @@
 //! reader only pays one failed lookup of `<procfs>/.listing` per sample. Vanished files are
 //! not recorded: they are missing from the replayed tree too.
 
-use std::cell::RefCell;
+use std::cell::{OnceCell, RefCell};
 use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
+use std::ffi::OsString;
 use std::fs;
 use std::io::{self, Read};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStringExt;
 use std::path::{Path, PathBuf};
+
+use rustix::fs::{AtFlags, Mode, OFlags};
 
 use crate::model::GapReason;
 
@@ -171,6 +176,26 @@ pub struct Reader {
     recorded: RefCell<BTreeMap<String, RawEntry>>,
     /// The buffer files are read into before their bytes are copied out at their size.
     scratch: Vec<u8>,
+    /// Descriptors of the three roots, opened on first use.
+    dirs: RootDirs,
+}
+
+/// Directory descriptors of the three roots, each opened when a reader first uses its tree
+/// and closed with the reader. Files are opened relative to them, so the kernel walks only the
+/// path below the root for each file, not the root's own path again. A root that cannot be
+/// opened as a directory is used by path, which fails the same way the descriptor would have.
+#[derive(Debug, Default)]
+struct RootDirs {
+    proc: OnceCell<Option<RootDir>>,
+    sys: OnceCell<Option<RootDir>>,
+    root: OnceCell<Option<RootDir>>,
+}
+
+#[derive(Debug)]
+struct RootDir {
+    fd: OwnedFd,
+    /// The directory is on a procfs mount, whose files the kernel generates.
+    procfs: bool,
 }
 
 impl Reader {
@@ -189,6 +214,7 @@ impl Reader {
             record: true,
             recorded: RefCell::default(),
             scratch: Vec::new(),
+            dirs: RootDirs::default(),
         }
     }
 
@@ -227,10 +253,79 @@ impl Reader {
         path
     }
 
+    /// Adds the path of `relative` to the audit of the current thread, when one runs.
+    fn audit(&self, tree: Tree, relative: &str) {
+        if audit::is_running() {
+            self.touch(tree, relative);
+        }
+    }
+
+    /// Returns the descriptor of the root of `tree`, opened on first use, or `None` when the
+    /// root cannot be opened as a directory.
+    fn root_dir(&self, tree: Tree) -> Option<BorrowedFd<'_>> {
+        self.root(tree).map(|dir| dir.fd.as_fd())
+    }
+
+    fn root(&self, tree: Tree) -> Option<&RootDir> {
+        let cell = match tree {
+            Tree::Proc => &self.dirs.proc,
+            Tree::Sys => &self.dirs.sys,
+            Tree::Root => &self.dirs.root,
+        };
+        cell.get_or_init(|| open_dir(&self.touch(tree, "")))
+            .as_ref()
+    }
+
+    /// True when `tree` is read from a live procfs mount. Its files are the kernel's: none is
+    /// a FIFO or a device unless root mounted one over it, and opening without blocking and
+    /// the size limit keep even that from blocking or filling memory. So the reader does not
+    /// check each file's type there, which spares a system call per file.
+    fn on_live_procfs(&self, tree: Tree) -> bool {
+        tree == Tree::Proc && !self.replay && self.root(tree).is_some_and(|dir| dir.procfs)
+    }
+
+    /// Opens `relative` under the root of `tree`, relative to the root's descriptor when it
+    /// is open and by the joined path otherwise.
+    fn open(&self, tree: Tree, relative: &str, flags: OFlags) -> io::Result<OwnedFd> {
+        let flags = flags | OFlags::CLOEXEC;
+        let relative = relative.trim_start_matches('/');
+        let fd = match self.root_dir(tree) {
+            Some(dir) => rustix::fs::openat(dir, at_path(relative), flags, Mode::empty())?,
+            None => rustix::fs::open(self.resolve(tree, relative), flags, Mode::empty())?,
+        };
+        Ok(fd)
+    }
+
+    /// Opens a file for reading without blocking, so that opening a FIFO cannot block.
+    fn open_file(&self, tree: Tree, relative: &str) -> io::Result<fs::File> {
+        let fd = self.open(tree, relative, OFlags::RDONLY | OFlags::NONBLOCK)?;
+        Ok(fs::File::from(fd))
+    }
+
     /// Reads a whole file and records its bytes, or records why it could not be read.
     pub fn read(&mut self, tree: Tree, relative: &str) -> Result<&[u8], ReadError> {
-        let path = self.touch(tree, relative);
-        let bytes = read_whole_with(&path, &mut self.scratch)
+        self.read_as(tree, relative, FileKind::Any)
+    }
+
+    /// Reads a procfs file that the kernel prints as one record through `single_open`
+    /// (`PID/stat`, `PID/status`, `PID/io`). On a live procfs such a file comes whole in the
+    /// first read when it fits the buffer, so a read shorter than the buffer ends it and the
+    /// read that would only return end of file is skipped.
+    pub fn proc_record(&mut self, relative: &str) -> Result<&[u8], ReadError> {
+        self.read_as(Tree::Proc, relative, FileKind::SingleRecord)
+    }
+
+    fn read_as(&mut self, tree: Tree, relative: &str, kind: FileKind) -> Result<&[u8], ReadError> {
+        self.audit(tree, relative);
+        let live = self.on_live_procfs(tree);
+        let ends = if live && kind == FileKind::SingleRecord {
+            End::AtShortRead
+        } else {
+            End::AtZeroRead
+        };
+        let bytes = self
+            .open_file(tree, relative)
+            .and_then(|file| read_file_with(file, &mut self.scratch, !live, ends))
             .map_err(|e| self.failure(tree, relative, &e))?;
         if !self.record {
             self.raw.entries.clear();
@@ -261,9 +356,9 @@ impl Reader {
         relative: &str,
         max_bytes: u64,
     ) -> Result<Vec<u8>, ReadError> {
-        let path = self.touch(tree, relative);
+        self.audit(tree, relative);
         let mut bytes = Vec::new();
-        fs::File::open(&path)
+        self.open_file(tree, relative)
             .and_then(|file| file.take(max_bytes).read_to_end(&mut bytes))
             .map_err(|e| self.failure(tree, relative, &e))?;
         Ok(bytes)
@@ -271,8 +366,10 @@ impl Reader {
 
     /// Reads a symbolic link's target and records it.
     pub fn read_link(&mut self, tree: Tree, relative: &str) -> Result<PathBuf, ReadError> {
-        let path = self.touch(tree, relative);
-        let target = fs::read_link(&path).map_err(|e| self.failure(tree, relative, &e))?;
+        self.audit(tree, relative);
+        let target = self
+            .link_target(tree, relative)
+            .map_err(|e| self.failure(tree, relative, &e))?;
         if self.record {
             self.raw
                 .insert(tree, relative, RawEntry::Link(target.clone()));
@@ -287,8 +384,10 @@ impl Reader {
         if let Some(names) = self.recorded_listing(tree, relative) {
             return Ok(names);
         }
-        let path = self.touch(tree, relative);
-        let mut names = read_dir_names(&path).map_err(|e| self.failure(tree, relative, &e))?;
+        self.audit(tree, relative);
+        let mut names = self
+            .dir_names(tree, relative)
+            .map_err(|e| self.failure(tree, relative, &e))?;
         if self.replay {
             names.retain(|name| name != LISTING && name != FAILED);
         }
@@ -304,7 +403,40 @@ impl Reader {
 
     /// True when `relative` exists under the root of `tree`.
     pub fn exists(&self, tree: Tree, relative: &str) -> bool {
-        self.touch(tree, relative).exists()
+        self.audit(tree, relative);
+        let relative = relative.trim_start_matches('/');
+        match self.root_dir(tree) {
+            Some(dir) => rustix::fs::statat(dir, at_path(relative), AtFlags::empty()).is_ok(),
+            None => self.resolve(tree, relative).exists(),
+        }
+    }
+
+    fn link_target(&self, tree: Tree, relative: &str) -> io::Result<PathBuf> {
+        let relative = relative.trim_start_matches('/');
+        let target = match self.root_dir(tree) {
+            Some(dir) => rustix::fs::readlinkat(dir, at_path(relative), Vec::new())?,
+            None => rustix::fs::readlink(self.resolve(tree, relative), Vec::new())?,
+        };
+        Ok(PathBuf::from(OsString::from_vec(target.into_bytes())))
+    }
+
+    /// The entry names of a directory, without `.` and `..`, in the order the kernel returns
+    /// them. A name that is not UTF-8 is kept lossily.
+    fn dir_names(&self, tree: Tree, relative: &str) -> io::Result<Vec<String>> {
+        let fd = self.open(tree, relative, OFlags::RDONLY | OFlags::DIRECTORY)?;
+        let mut names = Vec::new();
+        for entry in rustix::fs::Dir::new(fd)? {
+            let entry = entry?;
+            let name = entry.file_name().to_bytes();
+            if name == b"." || name == b".." {
+                continue;
+            }
+            names.push(match std::str::from_utf8(name) {
+                Ok(name) => name.to_string(),
+                Err(_) => String::from_utf8_lossy(name).into_owned(),
+            });
+        }
+        Ok(names)
     }
 
     /// Hands over what was recorded and starts a new record.
@@ -404,23 +536,50 @@ pub const MAX_FILE_BYTES: usize = 16 << 20;
 pub fn read_whole(path: &Path) -> io::Result<Vec<u8>> {
     let mut file = open_regular(path)?;
     let mut bytes = vec![0; READ_CHUNK];
-    let len = fill(&mut file, &mut bytes)?;
+    let len = fill(&mut file, &mut bytes, End::AtZeroRead)?;
     bytes.truncate(len);
     // Recorded entries live as long as the sample, so they keep no spare capacity.
     bytes.shrink_to_fit();
     Ok(bytes)
 }
 
-/// Like [`read_whole`], reading into `scratch`, a buffer kept between calls, and returning a
-/// copy of the exact size. A reader makes many small reads per sample; this spares each one
-/// a zeroed 4 KiB allocation and the shrink after it.
-pub fn read_whole_with(path: &Path, scratch: &mut Vec<u8>) -> io::Result<Vec<u8>> {
-    let mut file = open_regular(path)?;
+/// Like [`read_whole`] on a file already opened, reading into `scratch`, a buffer kept between
+/// calls, and returning a copy of the exact size. A reader makes many small reads per sample;
+/// this spares each one a zeroed 4 KiB allocation and the shrink after it.
+fn read_file_with(
+    mut file: fs::File,
+    scratch: &mut Vec<u8>,
+    check_type: bool,
+    ends: End,
+) -> io::Result<Vec<u8>> {
+    if check_type {
+        check_regular(&file)?;
+    }
     if scratch.len() < READ_CHUNK {
         scratch.resize(READ_CHUNK, 0);
     }
-    let len = fill(&mut file, scratch)?;
+    let len = fill(&mut file, scratch, ends)?;
     Ok(scratch[..len].to_vec())
+}
+
+/// The kind of file a reader reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FileKind {
+    Any,
+    /// A procfs file printed as one `single_open` record.
+    SingleRecord,
+}
+
+/// The condition a read loop takes as the end of a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    /// A read returns 0 bytes: true of every file.
+    AtZeroRead,
+    /// A read returns fewer bytes than requested: true of a procfs `single_open` file, whose
+    /// `seq_file` fills the caller's buffer as far as the record goes. Not true of procfs
+    /// files printed as many records (`net/tcp`, `mountinfo`), which stop a read where
+    /// the kernel's own page-sized buffer fills.
+    AtShortRead,
 }
 
 /// The size of the first read of a file.
@@ -434,18 +593,62 @@ fn open_regular(path: &Path) -> io::Result<fs::File> {
         .read(true)
         .custom_flags(libc::O_NONBLOCK)
         .open(path)?;
+    check_regular(&file)?;
+    Ok(file)
+}
+
+fn check_regular(file: &fs::File) -> io::Result<()> {
     if !file.metadata()?.is_file() {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
             "not a regular file",
         ));
     }
-    Ok(file)
+    Ok(())
+}
+
+/// Opens a root directory for use as the base of relative opens. On Linux `O_PATH` needs only
+/// search rights on the directory, as resolving paths through it does.
+fn open_dir(path: &Path) -> Option<RootDir> {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    let access = OFlags::PATH;
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    let access = OFlags::RDONLY;
+    let flags = access | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    let fd = rustix::fs::open(path, flags, Mode::empty()).ok()?;
+    let procfs = is_procfs(&fd);
+    Some(RootDir { fd, procfs })
+}
+
+/// True when `fd` is a directory on a procfs mount.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+// `f_type` is 64-bit on x86_64 but 32-bit on some other targets, so the cast is needed there.
+#[allow(clippy::unnecessary_cast)]
+fn is_procfs(fd: &OwnedFd) -> bool {
+    rustix::fs::fstatfs(fd).is_ok_and(|stat| stat.f_type as i64 == PROC_SUPER_MAGIC)
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn is_procfs(_fd: &OwnedFd) -> bool {
+    false
+}
+
+/// `PROC_SUPER_MAGIC` from `linux/magic.h`.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+const PROC_SUPER_MAGIC: i64 = 0x9fa0;
+
+/// Returns the path to open relative to a root's descriptor: `.` for the root itself.
+fn at_path(relative: &str) -> &str {
+    if relative.is_empty() {
+        "."
+    } else {
+        relative
+    }
 }
 
 /// Reads `file` to its end into `buffer`, doubling it up to [`MAX_FILE_BYTES`] when full, and
 /// returns the number of bytes read.
-fn fill(file: &mut fs::File, buffer: &mut Vec<u8>) -> io::Result<usize> {
+fn fill(file: &mut fs::File, buffer: &mut Vec<u8>, ends: End) -> io::Result<usize> {
     let mut len = 0;
     loop {
         if len == buffer.len() {
@@ -460,8 +663,10 @@ fn fill(file: &mut fs::File, buffer: &mut Vec<u8>) -> io::Result<usize> {
             }
             buffer.resize((len * 2).min(MAX_FILE_BYTES), 0);
         }
+        let asked = buffer.len() - len;
         match file.read(&mut buffer[len..]) {
             Ok(0) => return Ok(len),
+            Ok(n) if n < asked && ends == End::AtShortRead => return Ok(len + n),
             Ok(n) => len += n,
             Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
             Err(error) => return Err(error),
@@ -479,18 +684,6 @@ fn at_end(file: &mut fs::File) -> io::Result<bool> {
             Err(error) => return Err(error),
         }
     }
-}
-
-fn read_dir_names(path: &Path) -> io::Result<Vec<String>> {
-    let mut names = Vec::new();
-    for entry in fs::read_dir(path)? {
-        let name = entry?.file_name();
-        names.push(
-            name.into_string()
-                .unwrap_or_else(|name| name.to_string_lossy().into_owned()),
-        );
-    }
-    Ok(names)
 }
 
 /// `1/fd` → `1/fd/.listing`; the root's listing is `.listing`.
@@ -576,6 +769,11 @@ pub mod audit {
     /// Stops the audit and returns the paths touched since [`start`], in order.
     pub fn finish() -> Vec<PathBuf> {
         PATHS.with(|paths| paths.borrow_mut().take().unwrap_or_default())
+    }
+
+    /// True while an audit runs on this thread.
+    pub fn is_running() -> bool {
+        PATHS.with(|paths| paths.borrow().is_some())
     }
 
     /// Adds `path` to the running audit; does nothing when none runs.
@@ -738,6 +936,76 @@ mod tests {
     }
 
     #[test]
+    fn short_read_end_reads_large_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big");
+        let bytes: Vec<u8> = (0..10_000u32).map(|i| (i % 251) as u8).collect();
+        fs::write(&path, &bytes).unwrap();
+        let mut file = fs::File::open(&path).unwrap();
+        let mut buffer = vec![0; READ_CHUNK];
+
+        let len = fill(&mut file, &mut buffer, End::AtShortRead).unwrap();
+        assert_eq!(&buffer[..len], &bytes[..]);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn live_procfs_single_record_files_are_read_whole() {
+        let mut reader = Reader::new(Roots::default());
+        assert!(reader.on_live_procfs(Tree::Proc));
+        assert!(!reader.on_live_procfs(Tree::Sys));
+
+        let status = String::from_utf8(reader.proc_record("self/status").unwrap().to_vec());
+        let status = status.unwrap();
+        assert!(status.starts_with("Name:"), "{status}");
+        assert!(status.contains("\nnonvoluntary_ctxt_switches:"), "{status}");
+        assert!(status.ends_with('\n'));
+
+        let stat = reader.proc_record("self/stat").unwrap();
+        let stat = std::str::from_utf8(stat).unwrap();
+        let after_name = &stat[stat.rfind(')').unwrap() + 2..];
+        // 52 fields since Linux 3.5; the name and the pid are the first two.
+        assert!(after_name.split_whitespace().count() >= 50, "{stat}");
+        assert!(stat.ends_with('\n'));
+    }
+
+    #[test]
+    fn fixture_tree_is_not_a_live_procfs() {
+        let dir = tempfile::tempdir().unwrap();
+        let reader = Reader::new(proc_roots(dir.path()));
+        assert!(!reader.on_live_procfs(Tree::Proc));
+    }
+
+    #[test]
+    fn fifo_is_rejected_through_the_reader() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir(dir.path().join("1")).unwrap();
+        let fifo = dir.path().join("1/stat");
+        let path = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: `path` is a valid NUL-terminated string for the duration of the call.
+        assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o600) }, 0);
+
+        let mut reader = Reader::new(proc_roots(dir.path()));
+        let error = reader.proc_record("1/stat").unwrap_err();
+        assert_eq!(error.reason, GapReason::Invalid);
+    }
+
+    #[test]
+    fn missing_root_fails_each_read_as_vanished() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut reader = Reader::new(proc_roots(&dir.path().join("absent")));
+        assert_eq!(
+            reader.proc("1/stat").unwrap_err().reason,
+            GapReason::Vanished
+        );
+        assert_eq!(
+            reader.list(Tree::Proc, "").unwrap_err().reason,
+            GapReason::Vanished
+        );
+        assert!(!reader.exists(Tree::Proc, "1"));
+    }
+
+    #[test]
     fn vanished_read_is_not_recorded() {
         let live = tempfile::tempdir().unwrap();
         let mut reader = Reader::new(proc_roots(live.path()));
@@ -754,7 +1022,11 @@ mod tests {
         let touched = audit::finish();
         assert_eq!(
             touched,
-            [live.path().join(LISTING), live.path().join("1/stat")]
+            [
+                live.path().join(LISTING),
+                live.path().join("1/stat"),
+                live.path().to_path_buf()
+            ]
         );
         audit::touch(Path::new("/not/recorded"));
         assert!(audit::finish().is_empty());

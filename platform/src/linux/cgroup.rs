@@ -591,6 +591,46 @@ mod tests {
     }
 
     #[test]
+    fn missing_cgroup_files_one_gap() {
+        let tree = tempfile::tempdir().unwrap();
+        for pid in [1, 2, 3] {
+            std::fs::create_dir_all(tree.path().join(format!("proc/{pid}"))).unwrap();
+            std::fs::write(tree.path().join(format!("proc/{pid}/stat")), "x").unwrap();
+        }
+        let roots = Roots {
+            procfs: tree.path().join("proc"),
+            sysfs: tree.path().join("sys"),
+            rootfs: tree.path().join("root"),
+        };
+        let ctx = fixture::context(&roots);
+        let mut gaps = GapLog::default();
+        crate::raw::audit::start();
+        let sample = read(
+            &mut Reader::new(roots.clone()),
+            &ctx,
+            Scope::Full,
+            &mut gaps,
+            &[1, 2, 3],
+        );
+        let touched = crate::raw::audit::finish();
+
+        assert!(sample.memberships.is_empty());
+        assert!(touched.contains(&roots.procfs.join("1/cgroup")));
+        for pid in [2, 3] {
+            let path = roots.procfs.join(format!("{pid}/cgroup"));
+            assert!(!touched.contains(&path), "{} was looked up", path.display());
+        }
+        let gaps = gaps.into_vec();
+        assert_eq!(gaps.len(), 1, "{gaps:?}");
+        assert_eq!(gaps[0].subject, "proc/*/cgroup");
+        assert_eq!(gaps[0].reason, GapReason::Unsupported);
+        assert_eq!(
+            gaps[0].detail,
+            "3 items, first proc/1/cgroup: the kernel offers no /proc/PID/cgroup"
+        );
+    }
+
+    #[test]
     fn kernel_threads_are_not_mapped() {
         use crate::linux::process::{ProcessEntry, StatFields};
 

@@ -54,11 +54,11 @@ pub fn read_cached(
     let mut tally = Tally::default();
 
     let mut entries = cache.entries.lock().unwrap_or_else(|e| e.into_inner());
-    let known = match scope {
+    let mut known = match scope {
         Scope::Counters => std::mem::take(&mut *entries),
         Scope::Full => HashMap::new(),
     };
-    let (memberships, fresh) = read_memberships(r, ctx, processes, &known, &mut tally);
+    let (memberships, fresh) = read_memberships(r, ctx, processes, &mut known, &mut tally);
     *entries = fresh;
     drop(entries);
     let units = units_of(&memberships);
@@ -95,16 +95,16 @@ fn read_memberships(
     r: &mut Reader,
     ctx: &Context,
     processes: &[(i32, u64)],
-    known: &HashMap<(i32, u64), Membership>,
+    known: &mut HashMap<(i32, u64), Membership>,
     tally: &mut Tally,
 ) -> (BTreeMap<i32, Membership>, HashMap<(i32, u64), Membership>) {
     let mut memberships = BTreeMap::new();
     let mut fresh = HashMap::new();
     for (index, &(pid, start_ticks)) in processes.iter().enumerate() {
         let key = (pid, start_ticks);
-        if let Some(membership) = known.get(&key).filter(|_| start_ticks != 0) {
+        if let Some(membership) = known.remove(&key).filter(|_| start_ticks != 0) {
             memberships.insert(pid, membership.clone());
-            fresh.insert(key, membership.clone());
+            fresh.insert(key, membership);
             continue;
         }
         if ctx.past_deadline() {
@@ -120,38 +120,55 @@ fn read_memberships(
             );
             break;
         }
-        if let Some(membership) = read_membership(r, pid, tally) {
-            if start_ticks != 0 {
-                fresh.insert(key, membership.clone());
+        match read_membership(r, pid, tally) {
+            Ok(Some(membership)) => {
+                if start_ticks != 0 {
+                    fresh.insert(key, membership.clone());
+                }
+                memberships.insert(pid, membership);
             }
-            memberships.insert(pid, membership);
+            Ok(None) => {}
+            Err(NoCgroupFile) => {
+                // The kernel offers the file for every process or for none.
+                let path = format!("proc/{pid}/cgroup");
+                let remaining = processes.len() - index;
+                let detail = "the kernel offers no /proc/PID/cgroup";
+                tally.add_count(
+                    "proc/*/cgroup",
+                    GapReason::Unsupported,
+                    path,
+                    detail,
+                    remaining,
+                );
+                break;
+            }
         }
     }
     (memberships, fresh)
 }
 
+/// A live process has no `PID/cgroup`: the kernel was built without cgroups.
+struct NoCgroupFile;
+
 /// Reads one `PID/cgroup`. A process that exited since it was listed is skipped quietly; the
 /// process collector counts it.
-fn read_membership(r: &mut Reader, pid: i32, tally: &mut Tally) -> Option<Membership> {
+fn read_membership(
+    r: &mut Reader,
+    pid: i32,
+    tally: &mut Tally,
+) -> Result<Option<Membership>, NoCgroupFile> {
     let path = format!("{pid}/cgroup");
     let bytes = match r.proc(&path) {
         Ok(bytes) => bytes,
         Err(error) if error.reason == GapReason::Vanished => {
-            // A kernel built without cgroups has no `PID/cgroup` in a live process.
             if r.exists(Tree::Proc, &format!("{pid}/stat")) {
-                let detail = "the kernel offers no /proc/PID/cgroup";
-                tally.add(
-                    "proc/*/cgroup",
-                    GapReason::Unsupported,
-                    format!("proc/{path}"),
-                    detail,
-                );
+                return Err(NoCgroupFile);
             }
-            return None;
+            return Ok(None);
         }
         Err(error) => {
             tally.error("proc/*/cgroup", &error);
-            return None;
+            return Ok(None);
         }
     };
 
@@ -165,7 +182,7 @@ fn read_membership(r: &mut Reader, pid: i32, tally: &mut Tally) -> Option<Member
             detail,
         );
     }
-    membership
+    Ok(membership)
 }
 
 /// Collects the distinct containers, pods and services of all memberships.
@@ -370,11 +387,24 @@ impl Tally {
     /// Counts a failure. `pattern` is the subject recorded when more than one item failed,
     /// such as `sys/fs/cgroup/*/memory.max`.
     fn add(&mut self, pattern: &str, reason: GapReason, subject: String, detail: &str) {
+        self.add_count(pattern, reason, subject, detail, 1);
+    }
+
+    /// Counts `count` failures alike, of which `subject` is the first.
+    fn add_count(
+        &mut self,
+        pattern: &str,
+        reason: GapReason,
+        subject: String,
+        detail: &str,
+        count: usize,
+    ) {
+        let count = u32::try_from(count).unwrap_or(u32::MAX);
         self.entries
             .entry((pattern.to_string(), reason))
-            .and_modify(|failures| failures.count += 1)
+            .and_modify(|failures| failures.count = failures.count.saturating_add(count))
             .or_insert_with(|| Failures {
-                count: 1,
+                count,
                 first_subject: subject,
                 first_detail: detail.to_string(),
             });

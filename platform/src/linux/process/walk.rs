@@ -18,6 +18,10 @@ use crate::Scope;
 /// The process exited while it was being read.
 struct Vanished;
 
+/// The files of a pid directory that the kernel prints as one `single_open` record, read with
+/// [`Reader::proc_record`].
+const SINGLE_RECORD_FILES: [&str; 3] = ["stat", "status", "io"];
+
 /// The uid, command line and name to show of one process.
 #[derive(Debug, Clone)]
 struct Identity {
@@ -185,11 +189,11 @@ impl<'c> Walk<'c> {
         let comm = line.comm.to_vec();
         let kernel_thread = line.is_kernel_thread();
         let key = (pid, entry.stat.map_or(0, |stat| stat.start_ticks));
-        if let Some(known) = self.known.get(&key) {
+        if let Some(known) = self.known.remove(&key) {
             entry.uid = known.uid;
             entry.cmdline = known.cmdline.clone();
             entry.name = known.name.clone();
-            self.fresh.insert(key, known.clone());
+            self.fresh.insert(key, known);
             return Ok(entry);
         }
         let identity = self.read_identity(r, pid, &comm, kernel_thread, &mut entry);
@@ -273,7 +277,7 @@ impl<'c> Walk<'c> {
 
     fn read_io(&mut self, r: &mut Reader, pid: i32) -> Result<Option<(u64, u64)>, Vanished> {
         self.set_path(pid, "io");
-        let bytes = match r.proc(&self.path) {
+        let bytes = match r.proc_record(&self.path) {
             Ok(bytes) => bytes,
             Err(mut error) => {
                 // The file is missing from a live process when the kernel was built without
@@ -365,7 +369,12 @@ impl<'c> Walk<'c> {
         file: &'static str,
     ) -> Result<Option<&'r [u8]>, Vanished> {
         self.set_path(pid, file);
-        match r.proc(&self.path) {
+        let read = if SINGLE_RECORD_FILES.contains(&file) {
+            r.proc_record(&self.path)
+        } else {
+            r.proc(&self.path)
+        };
+        match read {
             Ok(bytes) => Ok(Some(bytes)),
             Err(error) => {
                 self.fail(file, pid, &error)?;
