@@ -284,13 +284,18 @@ impl Reader {
         tree == Tree::Proc && !self.replay && self.root(tree).is_some_and(|dir| dir.procfs)
     }
 
+    /// True when the procfs root is a live procfs mount, not a fixture or a replayed tree.
+    pub fn is_live_procfs(&self) -> bool {
+        self.on_live_procfs(Tree::Proc)
+    }
+
     /// Opens `relative` under the root of `tree`, relative to the root's descriptor when it
     /// is open and by the joined path otherwise.
     fn open(&self, tree: Tree, relative: &str, flags: OFlags) -> io::Result<OwnedFd> {
         let flags = flags | OFlags::CLOEXEC;
         let relative = relative.trim_start_matches('/');
         let fd = match self.root_dir(tree) {
-            Some(dir) => rustix::fs::openat(dir, at_path(relative), flags, Mode::empty())?,
+            Some(dir) => open_in_root(dir, at_path(relative), flags)?,
             None => rustix::fs::open(self.resolve(tree, relative), flags, Mode::empty())?,
         };
         Ok(fd)
@@ -359,7 +364,10 @@ impl Reader {
         self.audit(tree, relative);
         let mut bytes = Vec::new();
         self.open_file(tree, relative)
-            .and_then(|file| file.take(max_bytes).read_to_end(&mut bytes))
+            .and_then(|file| {
+                check_regular(&file)?;
+                file.take(max_bytes).read_to_end(&mut bytes)
+            })
             .map_err(|e| self.failure(tree, relative, &e))?;
         Ok(bytes)
     }
@@ -382,7 +390,7 @@ impl Reader {
     /// the directory's entries, which lack the entries that vanished before they were read.
     pub fn list(&self, tree: Tree, relative: &str) -> Result<Vec<String>, ReadError> {
         if let Some(names) = self.recorded_listing(tree, relative) {
-            return Ok(names);
+            return names;
         }
         self.audit(tree, relative);
         let mut names = self
@@ -411,6 +419,8 @@ impl Reader {
         }
     }
 
+    // NOTE: unlike opens, link reads and existence checks follow symbolic links in the
+    // leading directories even out of the root. They return only a link's target or a yes/no.
     fn link_target(&self, tree: Tree, relative: &str) -> io::Result<PathBuf> {
         let relative = relative.trim_start_matches('/');
         let target = match self.root_dir(tree) {
@@ -446,18 +456,30 @@ impl Reader {
         raw
     }
 
-    fn recorded_listing(&self, tree: Tree, relative: &str) -> Option<Vec<String>> {
+    /// Returns the listing recorded for a directory of a replayed tree: `None` when there is
+    /// none, an error when the recorded listing cannot be read (a FIFO, a device, a file over
+    /// [`MAX_FILE_BYTES`]).
+    fn recorded_listing(
+        &self,
+        tree: Tree,
+        relative: &str,
+    ) -> Option<Result<Vec<String>, ReadError>> {
         if !self.replay {
             return None;
         }
-        let path = self.touch(tree, &listing_path(relative));
-        let bytes = fs::read(path).ok()?;
+        let listing = listing_path(relative);
+        let path = self.touch(tree, &listing);
+        let bytes = match read_whole(&path) {
+            Ok(bytes) => bytes,
+            Err(error) if classify(&error) == GapReason::Vanished => return None,
+            Err(error) => return Some(Err(ReadError::new(tree, &listing, &error))),
+        };
         if self.record {
             let key = raw_key(tree, &listing_path(relative));
             let entry = RawEntry::File(bytes.clone());
             self.recorded.borrow_mut().insert(key, entry);
         }
-        Some(decode_listing(&bytes))
+        Some(Ok(decode_listing(&bytes)))
     }
 
     /// Turns an I/O error into a [`ReadError`]. A failure other than a vanished file is
@@ -487,7 +509,8 @@ impl Reader {
 
     fn recorded_failure(&self, tree: Tree, relative: &str, failed: &str) -> Option<ReadError> {
         let path = self.touch(tree, failed);
-        let bytes = fs::read(path).ok()?;
+        // A record that is not a readable regular file is ignored like a missing one.
+        let bytes = read_whole(&path).ok()?;
         let (reason, detail) = decode_failure(&bytes)?;
         if self.record {
             let entry = RawEntry::File(bytes);
@@ -636,6 +659,44 @@ fn is_procfs(_fd: &OwnedFd) -> bool {
 /// `PROC_SUPER_MAGIC` from `linux/magic.h`.
 #[cfg(any(target_os = "linux", target_os = "android"))]
 const PROC_SUPER_MAGIC: i64 = 0x9fa0;
+
+/// Opens `path` below `dir` as if `dir` were the filesystem root, where the kernel offers
+/// `openat2` (Linux 5.6 and later): `..` stops at `dir`, an absolute symbolic link resolves
+/// under `dir`, and magic links (`PID/fd/N`, `PID/exe`) are not followed. So a crafted tree,
+/// such as raw evidence from an untrusted host, cannot make a capture read files outside its
+/// roots, and `<rootfs>/etc/passwd` linked to `/usr/...` resolves in the host's tree. Without
+/// `openat2` (older kernels, or a seccomp filter that rejects it) it opens with `openat`.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn open_in_root(dir: BorrowedFd<'_>, path: &str, flags: OFlags) -> io::Result<OwnedFd> {
+    use rustix::fs::ResolveFlags;
+    use std::sync::OnceLock;
+
+    static HAS_OPENAT2: OnceLock<bool> = OnceLock::new();
+    let resolve = ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS;
+    let has_openat2 = *HAS_OPENAT2.get_or_init(|| {
+        let probe = rustix::fs::openat2(dir, ".", OFlags::PATH, Mode::empty(), resolve);
+        !matches!(
+            probe,
+            Err(rustix::io::Errno::NOSYS | rustix::io::Errno::PERM)
+        )
+    });
+    if !has_openat2 {
+        return Ok(rustix::fs::openat(dir, path, flags, Mode::empty())?);
+    }
+    // The kernel returns EAGAIN when a rename raced with the lookup of `..`.
+    let mut attempts = 0;
+    loop {
+        match rustix::fs::openat2(dir, path, flags, Mode::empty(), resolve) {
+            Err(rustix::io::Errno::AGAIN) if attempts < 3 => attempts += 1,
+            result => return Ok(result?),
+        }
+    }
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn open_in_root(dir: BorrowedFd<'_>, path: &str, flags: OFlags) -> io::Result<OwnedFd> {
+    Ok(rustix::fs::openat(dir, path, flags, Mode::empty())?)
+}
 
 /// Returns the path to open relative to a root's descriptor: `.` for the root itself.
 fn at_path(relative: &str) -> &str {
@@ -933,6 +994,68 @@ mod tests {
         assert_eq!(read_back.detail, failed.detail);
         let missing = reader.proc("9/stat").unwrap_err();
         assert_eq!(missing.reason, GapReason::Vanished);
+    }
+
+    fn make_fifo(path: &Path) {
+        let c_path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: `c_path` is a valid NUL-terminated string for the duration of the call.
+        assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+    }
+
+    #[test]
+    fn fifo_listing_in_replay_is_invalid() {
+        let replay = tempfile::tempdir().unwrap();
+        fs::create_dir_all(replay.path().join("7/fd")).unwrap();
+        fs::write(replay.path().join(LISTING), b"7\0").unwrap();
+        make_fifo(&replay.path().join("7/fd").join(LISTING));
+        let reader = Reader::new(proc_roots(replay.path()));
+        assert!(reader.is_replay());
+
+        let error = reader.list(Tree::Proc, "7/fd").unwrap_err();
+        assert_eq!(error.reason, GapReason::Invalid);
+        assert_eq!(error.path, "7/fd/.listing");
+        assert_eq!(reader.list(Tree::Proc, "").unwrap(), ["7"]);
+    }
+
+    #[test]
+    fn fifo_failure_record_in_replay_is_ignored() {
+        let replay = tempfile::tempdir().unwrap();
+        fs::create_dir_all(replay.path().join("9").join(FAILED)).unwrap();
+        fs::write(replay.path().join(LISTING), b"9\0").unwrap();
+        make_fifo(&replay.path().join("9").join(FAILED).join("io"));
+        let mut reader = Reader::new(proc_roots(replay.path()));
+
+        let error = reader.proc("9/io").unwrap_err();
+        assert_eq!(error.reason, GapReason::Vanished);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn symlinks_do_not_leave_the_root() {
+        let base = tempfile::tempdir().unwrap();
+        let outside = base.path().join("outside.txt");
+        fs::write(&outside, b"outside").unwrap();
+        let root = base.path().join("proc");
+        fs::create_dir_all(root.join("1")).unwrap();
+        fs::create_dir_all(root.join("etc")).unwrap();
+        fs::write(root.join("etc/inside"), b"inside").unwrap();
+        std::os::unix::fs::symlink(&outside, root.join("1/cmdline")).unwrap();
+        std::os::unix::fs::symlink("../../outside.txt", root.join("1/status")).unwrap();
+        std::os::unix::fs::symlink("/etc/inside", root.join("1/environ")).unwrap();
+        std::os::unix::fs::symlink(base.path(), root.join("2")).unwrap();
+        let mut reader = Reader::new(proc_roots(&root));
+
+        assert_eq!(
+            reader.proc("1/cmdline").unwrap_err().reason,
+            GapReason::Vanished
+        );
+        assert_eq!(
+            reader.proc("1/status").unwrap_err().reason,
+            GapReason::Vanished
+        );
+        // An absolute link resolves under the root, as it would on the host it came from.
+        assert_eq!(reader.proc("1/environ").unwrap(), b"inside");
+        assert!(reader.list(Tree::Proc, "2").is_err());
     }
 
     #[test]

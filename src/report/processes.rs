@@ -49,9 +49,13 @@ pub fn user_text(process: &Process) -> String {
 
 /// Formats the command column as the full command line. A kernel thread shows as `[name]`,
 /// a zombie as `[name] <defunct>`, and a process whose command line is empty or unreadable
-/// as `(name)`. The AegisIR process is marked `(this capture)`.
+/// as `(name)`. A process whose `stat` could not be read has neither and shows as `?`. The
+/// AegisIR process is marked `(this capture)`.
 pub fn command_text(process: &Process) -> String {
     let mut command = match process.kind {
+        ProcessKind::User if process.cmdline.is_empty() && process.name.is_empty() => {
+            "?".to_string()
+        }
         ProcessKind::KernelThread => format!("[{}]", process.name),
         ProcessKind::Zombie => format!("[{}] <defunct>", process.name),
         ProcessKind::User if process.cmdline.is_empty() => format!("({})", process.name),
@@ -157,5 +161,7 @@ mod tests {
         assert_eq!(command_text(&process), "[sh] <defunct>");
         process.kind = ProcessKind::User;
         assert_eq!(command_text(&process), "(sh)");
+        process.name.clear();
+        assert_eq!(command_text(&process), "?");
     }
 }

@@ -590,37 +590,39 @@ mod tests {
         assert!(gaps.is_empty());
     }
 
-    #[test]
-    fn missing_cgroup_files_one_gap() {
+    /// Builds a tree in a temporary directory with a `stat` for each pid and the given
+    /// cgroup files.
+    fn tree_with(pids: &[i32], cgroups: &[(i32, &str)]) -> (tempfile::TempDir, Roots) {
         let tree = tempfile::tempdir().unwrap();
-        for pid in [1, 2, 3] {
+        for pid in pids {
             std::fs::create_dir_all(tree.path().join(format!("proc/{pid}"))).unwrap();
             std::fs::write(tree.path().join(format!("proc/{pid}/stat")), "x").unwrap();
+        }
+        for (pid, line) in cgroups {
+            std::fs::write(tree.path().join(format!("proc/{pid}/cgroup")), line).unwrap();
         }
         let roots = Roots {
             procfs: tree.path().join("proc"),
             sysfs: tree.path().join("sys"),
             rootfs: tree.path().join("root"),
         };
-        let ctx = fixture::context(&roots);
+        (tree, roots)
+    }
+
+    fn read_pids(roots: &Roots, pids: &[i32]) -> (CgroupSample, Vec<Gap>) {
+        let ctx = fixture::context(roots);
         let mut gaps = GapLog::default();
-        crate::raw::audit::start();
-        let sample = read(
-            &mut Reader::new(roots.clone()),
-            &ctx,
-            Scope::Full,
-            &mut gaps,
-            &[1, 2, 3],
-        );
-        let touched = crate::raw::audit::finish();
+        let mut reader = Reader::new(roots.clone());
+        let sample = read(&mut reader, &ctx, Scope::Full, &mut gaps, pids);
+        (sample, gaps.into_vec())
+    }
+
+    #[test]
+    fn missing_cgroup_files_one_gap() {
+        let (_tree, roots) = tree_with(&[1, 2, 3], &[]);
+        let (sample, gaps) = read_pids(&roots, &[1, 2, 3]);
 
         assert!(sample.memberships.is_empty());
-        assert!(touched.contains(&roots.procfs.join("1/cgroup")));
-        for pid in [2, 3] {
-            let path = roots.procfs.join(format!("{pid}/cgroup"));
-            assert!(!touched.contains(&path), "{} was looked up", path.display());
-        }
-        let gaps = gaps.into_vec();
         assert_eq!(gaps.len(), 1, "{gaps:?}");
         assert_eq!(gaps[0].subject, "proc/*/cgroup");
         assert_eq!(gaps[0].reason, GapReason::Unsupported);
@@ -628,6 +630,37 @@ mod tests {
             gaps[0].detail,
             "3 items, first proc/1/cgroup: the kernel offers no /proc/PID/cgroup"
         );
+    }
+
+    #[test]
+    fn one_missing_cgroup_file_keeps_others() {
+        let lines = [
+            (1, "0::/init.scope\n"),
+            (2, "0::/system.slice/ssh.service\n"),
+            (3, "0::/system.slice/cron.service\n"),
+        ];
+        for absent in [1, 2] {
+            let cgroups: Vec<(i32, &str)> = lines
+                .iter()
+                .copied()
+                .filter(|(pid, _)| *pid != absent)
+                .collect();
+            let (_tree, roots) = tree_with(&[1, 2, 3], &cgroups);
+            let (sample, gaps) = read_pids(&roots, &[1, 2, 3]);
+
+            let expected: Vec<i32> = cgroups.iter().map(|(pid, _)| *pid).collect();
+            assert_eq!(
+                sample.memberships.keys().copied().collect::<Vec<_>>(),
+                expected
+            );
+            assert_eq!(sample.memberships[&3].path, "/system.slice/cron.service");
+            // The tree has no sysfs, so the only gap is about the cgroup mount.
+            let process_gaps: Vec<_> = gaps
+                .iter()
+                .filter(|g| g.subject.starts_with("proc"))
+                .collect();
+            assert!(process_gaps.is_empty(), "{gaps:?}");
+        }
     }
 
     #[test]

@@ -116,12 +116,24 @@ pub fn read_with(
             break;
         }
         let path = path_under_rootfs(&ctx.roots.rootfs, &entry.mount_point);
-        let usage = match measure(&path) {
-            Ok(stats) if stats.blocks == 0 => continue,
-            Ok(stats) => Some(stats),
-            Err(error) => {
-                record_statvfs_error(gaps, entry, &error);
-                None
+        // The kernel writes mount points as canonical paths, so a `..` comes from a crafted
+        // table and would lead statvfs outside the rootfs.
+        let escapes = Path::new(OsStr::from_bytes(&entry.mount_point))
+            .components()
+            .any(|part| part == std::path::Component::ParentDir);
+        let usage = if escapes {
+            let subject = format!("root{}", String::from_utf8_lossy(&entry.mount_point));
+            let detail = "not measured: the mount point contains `..`";
+            gaps.push(COLLECTOR, subject, GapReason::Invalid, detail);
+            None
+        } else {
+            match measure(&path) {
+                Ok(stats) if stats.blocks == 0 => continue,
+                Ok(stats) => Some(stats),
+                Err(error) => {
+                    record_statvfs_error(gaps, entry, &error);
+                    None
+                }
             }
         };
         mounts.push(MountedFilesystem {
@@ -692,6 +704,45 @@ mod tests {
         let raw = reader.take_raw();
         assert!(raw.entries.contains_key("proc/1/mountinfo"));
         assert!(!raw.entries.contains_key("proc/self/mountinfo"));
+    }
+
+    #[test]
+    fn parent_dir_mount_point_is_not_measured() {
+        let tree = tempfile::tempdir().unwrap();
+        let procfs = tree.path().join("proc");
+        std::fs::create_dir_all(procfs.join("1")).unwrap();
+        std::fs::create_dir_all(procfs.join("self")).unwrap();
+        let table = "22 1 253:0 / / rw - ext4 /dev/vda1 rw\n\
+                     998 22 0:5 / /../../dev/shm rw - tmpfs shm rw\n";
+        std::fs::write(procfs.join("1/mountinfo"), table).unwrap();
+        std::fs::write(procfs.join("self/mountinfo"), table).unwrap();
+        let options = crate::CaptureOptions {
+            roots: crate::Roots {
+                procfs,
+                rootfs: tree.path().join("root"),
+                ..crate::Roots::default()
+            },
+            ..crate::CaptureOptions::default()
+        };
+        let ctx = Context::new(&options).unwrap();
+        let mut reader = Reader::new(options.roots);
+        let mut gaps = GapLog::default();
+        let mut measured = Vec::new();
+        let sample = read_with(&mut reader, &ctx, &mut gaps, |path| {
+            measured.push(path.to_path_buf());
+            Ok(fixed_stats())
+        });
+
+        assert_eq!(measured, [tree.path().join("root")]);
+        let shm = sample
+            .mounts
+            .iter()
+            .find(|m| m.mount_point == "/../../dev/shm");
+        assert_eq!(shm.unwrap().usage, None);
+        let gaps = gaps.into_vec();
+        assert_eq!(gaps.len(), 1, "{gaps:?}");
+        assert_eq!(gaps[0].subject, "root/../../dev/shm");
+        assert_eq!(gaps[0].reason, GapReason::Invalid);
     }
 
     #[test]

@@ -100,6 +100,8 @@ fn read_memberships(
 ) -> (BTreeMap<i32, Membership>, HashMap<(i32, u64), Membership>) {
     let mut memberships = BTreeMap::new();
     let mut fresh = HashMap::new();
+    // Processes whose `PID/cgroup` was missing when read.
+    let mut missing = Vec::new();
     for (index, &(pid, start_ticks)) in processes.iter().enumerate() {
         let key = (pid, start_ticks);
         if let Some(membership) = known.remove(&key).filter(|_| start_ticks != 0) {
@@ -128,44 +130,52 @@ fn read_memberships(
                 memberships.insert(pid, membership);
             }
             Ok(None) => {}
-            Err(NoCgroupFile) => {
-                // The kernel offers the file for every process or for none.
-                let path = format!("proc/{pid}/cgroup");
-                let remaining = processes.len() - index;
-                let detail = "the kernel offers no /proc/PID/cgroup";
-                tally.add_count(
-                    "proc/*/cgroup",
-                    GapReason::Unsupported,
-                    path,
-                    detail,
-                    remaining,
-                );
-                break;
+            Err(MissingFile) => {
+                // The kernel offers the file for every process or for none. On a live procfs
+                // the first live process without it settles that, so the rest are not tried.
+                let first = memberships.is_empty() && missing.is_empty();
+                if first && r.is_live_procfs() && has_stat(r, pid) {
+                    record_no_cgroup_files(tally, pid, processes.len() - index);
+                    break;
+                }
+                missing.push(pid);
             }
         }
+    }
+    // Missing files beside readable ones belong to processes that exited after their `stat`
+    // was read; the process collector counts those. With none readable, the kernel offers none.
+    let first_live = missing.iter().find(|&&pid| has_stat(r, pid));
+    if let (true, Some(&pid)) = (memberships.is_empty(), first_live) {
+        record_no_cgroup_files(tally, pid, missing.len());
     }
     (memberships, fresh)
 }
 
-/// A live process has no `PID/cgroup`: the kernel was built without cgroups.
-struct NoCgroupFile;
+/// True while `PID/stat` exists, which distinguishes a file the kernel does not offer from a
+/// process that exited.
+fn has_stat(r: &Reader, pid: i32) -> bool {
+    r.exists(Tree::Proc, &format!("{pid}/stat"))
+}
 
-/// Reads one `PID/cgroup`. A process that exited since it was listed is skipped quietly; the
-/// process collector counts it.
+fn record_no_cgroup_files(tally: &mut Tally, first_pid: i32, count: usize) {
+    let path = format!("proc/{first_pid}/cgroup");
+    let detail = "the kernel offers no /proc/PID/cgroup";
+    tally.add_count("proc/*/cgroup", GapReason::Unsupported, path, detail, count);
+}
+
+/// `PID/cgroup` was missing: the process exited, or the kernel was built without cgroups.
+struct MissingFile;
+
+/// Reads one `PID/cgroup`. The caller decides what a missing file means.
 fn read_membership(
     r: &mut Reader,
     pid: i32,
     tally: &mut Tally,
-) -> Result<Option<Membership>, NoCgroupFile> {
+) -> Result<Option<Membership>, MissingFile> {
     let path = format!("{pid}/cgroup");
     let bytes = match r.proc(&path) {
         Ok(bytes) => bytes,
-        Err(error) if error.reason == GapReason::Vanished => {
-            if r.exists(Tree::Proc, &format!("{pid}/stat")) {
-                return Err(NoCgroupFile);
-            }
-            return Ok(None);
-        }
+        Err(error) if error.reason == GapReason::Vanished => return Err(MissingFile),
         Err(error) => {
             tally.error("proc/*/cgroup", &error);
             return Ok(None);
