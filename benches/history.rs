@@ -8,9 +8,10 @@
 //!    full path and once relative to descriptors of the roots, as the capture's reader opens
 //!    them. All run on `fixtures/hosts/small` and on the live `/proc`, through criterion and
 //!    then as medians of alternating runs over about two seconds, with the ratios.
-//! 2. Recorder CPU. With 500 extra `sleep` processes, the history recorder runs at a 5 s
-//!    interval for 60 s; its thread's utime + stime from `/proc/self/task/TID/stat` over the
-//!    wall time is its share of one core.
+//! 2. Recorder CPU. With `sleep` processes added until the host has 500, the history recorder
+//!    runs at a 5 s interval for 60 s. Its thread's CPU time from
+//!    `/proc/self/task/TID/schedstat` over the wall time is its share of one core, over the
+//!    whole run and after its first sample.
 //! 3. Daemon memory. `aegisir serve` (the bench profile build) runs with the same 500
 //!    processes, a 0.5 s history interval and 60 s retention: 120 points, as many as 10
 //!    minutes at the default 5 s. VmRSS is read from `/proc/PID/status` once the ring is full.
@@ -32,7 +33,8 @@ use aegisir_platform::raw::{read_whole, LISTING};
 use aegisir_platform::{CaptureOptions, Collector, RawEntry, Roots, Sample, Scope};
 use criterion::Criterion;
 
-const EXTRA_PROCESSES: usize = 500;
+/// The process count the recorder and the daemon are measured at.
+const PROCESSES: usize = 500;
 
 /// A tree to capture, its baseline sample and the reads its full sample made.
 struct Target {
@@ -159,7 +161,8 @@ fn read_pass(target: &Target) -> u64 {
     count
 }
 
-/// How the read-only pass opens a root: as the capture's reader does, with `O_PATH` on Linux.
+/// The access mode the read-only pass opens a root with: `O_PATH` on Linux, as the capture's
+/// reader does.
 #[cfg(target_os = "linux")]
 const DIR_ACCESS: i32 = libc::O_PATH;
 #[cfg(not(target_os = "linux"))]
@@ -407,13 +410,17 @@ fn measure_recorder(run: Duration) {
         return;
     };
     let (total, steady) = (ns as f64 / 1e9, (ns - first_ns) as f64 / 1e9);
+    let samples = (steady_wall / 5.0).round().max(1.0);
     println!(
         "recorder: scheduler CPU time {:.1} ms over {wall:.1} s ({:.3} % of one core); \
-         after the first sample {:.1} ms over {steady_wall:.1} s ({:.3} % of one core)",
+         after the first sample {:.1} ms over {steady_wall:.1} s ({:.3} % of one core, \
+         {:.1} ms per sample, {:.1} µs per process)",
         total * 1e3,
         total / wall * 100.0,
         steady * 1e3,
-        steady / steady_wall * 100.0
+        steady / steady_wall * 100.0,
+        steady / samples * 1e3,
+        steady / samples / processes as f64 * 1e6
     );
 }
 
@@ -493,7 +500,8 @@ fn main() {
     }
 
     let secs = run_secs();
-    let _sleepers = Sleepers::spawn(EXTRA_PROCESSES, 2 * secs + 60);
+    let extra = PROCESSES.saturating_sub(process_count());
+    let _sleepers = Sleepers::spawn(extra, 2 * secs + 60);
     measure_recorder(Duration::from_secs(secs));
     measure_daemon(Duration::from_secs(secs + 2));
 }

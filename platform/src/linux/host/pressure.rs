@@ -1,8 +1,10 @@
 //! Pressure stall information from `/proc/pressure/{cpu,memory,io}`.
 //!
 //! procfs-core's `CpuPressure` requires a `full` line, which the CPU file only has since
-//! Linux 5.13, and its record parser slices the line at byte 5 without a length check. Each
-//! line is therefore checked here and passed to procfs-core's `parse_pressure_record` alone.
+//! Linux 5.13, and its record parser slices the line at byte 5 without a length check and
+//! builds a map and a vector per line. Each line is therefore parsed here: the `some` or
+//! `full` label, then `avg10=`, `avg60=`, `avg300=` and `total=`, all four required as
+//! procfs-core requires them.
 
 use crate::gaps::GapLog;
 use crate::model::{GapReason, Pressure, PressureLine, PressureResource};
@@ -81,15 +83,26 @@ pub fn parse(bytes: &[u8]) -> Option<PressureResource> {
     Some(PressureResource { some: some?, full })
 }
 
-/// Parses one `some` or `full` line; the caller has checked that it starts with the 5-byte
-/// label procfs-core skips.
+/// Parses one `some` or `full` line. A field given twice keeps its last value.
 fn parse_line(line: &str) -> Option<PressureLine> {
-    let record = procfs_core::parse_pressure_record(line).ok()?;
+    let (mut avg10, mut avg60, mut avg300, mut total) = (None, None, None, None);
+    for field in line.split_ascii_whitespace().skip(1) {
+        let Some((key, value)) = field.split_once('=') else {
+            continue;
+        };
+        match key {
+            "avg10" => avg10 = Some(value.parse::<f32>().ok()?),
+            "avg60" => avg60 = Some(value.parse::<f32>().ok()?),
+            "avg300" => avg300 = Some(value.parse::<f32>().ok()?),
+            "total" => total = Some(value.parse::<u64>().ok()?),
+            _ => {}
+        }
+    }
     Some(PressureLine {
-        avg10: hundredths(record.avg10),
-        avg60: hundredths(record.avg60),
-        avg300: hundredths(record.avg300),
-        total_usecs: record.total,
+        avg10: hundredths(avg10?),
+        avg60: hundredths(avg60?),
+        avg300: hundredths(avg300?),
+        total_usecs: total?,
     })
 }
 
@@ -116,6 +129,17 @@ mod tests {
         let resource = parse(b"some avg10=2.00 avg60=1.00 avg300=0.50 total=99\n").unwrap();
         assert_eq!(resource.some.avg300, 0.5);
         assert_eq!(resource.full, None);
+    }
+
+    #[test]
+    fn pressure_line_missing_field_is_rejected() {
+        assert_eq!(parse(b"some avg10=1.00 avg60=1.00 total=5\n"), None);
+        assert_eq!(
+            parse(b"some avg10=x avg60=1.00 avg300=1.00 total=5\n"),
+            None
+        );
+        let resource = parse(b"some avg10=1.00 avg60=2.00 avg300=3.00 total=5 extra=1\n");
+        assert_eq!(resource.unwrap().some.avg300, 3.0);
     }
 
     #[test]
