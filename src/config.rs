@@ -15,6 +15,7 @@
 //! rootfs = "/"                      # AEGISIR_ROOTFS, --rootfs
 //! interval_secs = 1.0               # AEGISIR_INTERVAL_SECS, --interval
 //! deadline_secs = 10.0              # AEGISIR_CAPTURE_DEADLINE_SECS
+//! collector_deadline_secs = 5.0     # AEGISIR_CAPTURE_COLLECTOR_DEADLINE_SECS
 //! socket_owners = true              # AEGISIR_SOCKET_OWNERS
 //! keep_secrets = false              # AEGISIR_KEEP_SECRETS
 //! on_resolved = false               # AEGISIR_CAPTURE_ON_RESOLVED
@@ -116,6 +117,8 @@ pub struct CaptureSettings {
     pub interval: Duration,
     /// Time after which a sample skips its expensive parts and records a gap.
     pub deadline: Duration,
+    /// Time after which one collector skips its expensive parts and records a gap.
+    pub collector_deadline: Duration,
     /// Walk file descriptors to find the processes that own listening sockets.
     pub socket_owners: bool,
     /// Keep secrets in command lines in bundles instead of redacting them.
@@ -153,6 +156,7 @@ impl CaptureSettings {
             roots: self.roots.clone(),
             interval: self.interval,
             deadline: self.deadline,
+            collector_deadline: self.collector_deadline,
             socket_owners: self.socket_owners,
         }
     }
@@ -186,6 +190,7 @@ pub struct CaptureLayer {
     pub rootfs: Option<PathBuf>,
     pub interval_secs: Option<f64>,
     pub deadline_secs: Option<f64>,
+    pub collector_deadline_secs: Option<f64>,
     pub socket_owners: Option<bool>,
     pub keep_secrets: Option<bool>,
     pub on_resolved: Option<bool>,
@@ -286,6 +291,7 @@ impl Layer {
                 rootfs: env.path("AEGISIR_ROOTFS"),
                 interval_secs: env.parse("AEGISIR_INTERVAL_SECS")?,
                 deadline_secs: env.parse("AEGISIR_CAPTURE_DEADLINE_SECS")?,
+                collector_deadline_secs: env.parse("AEGISIR_CAPTURE_COLLECTOR_DEADLINE_SECS")?,
                 socket_owners: env.flag("AEGISIR_SOCKET_OWNERS")?,
                 keep_secrets: env.flag("AEGISIR_KEEP_SECRETS")?,
                 on_resolved: env.flag("AEGISIR_CAPTURE_ON_RESOLVED")?,
@@ -358,6 +364,9 @@ impl CaptureLayer {
             rootfs: self.rootfs.or(lower.rootfs),
             interval_secs: self.interval_secs.or(lower.interval_secs),
             deadline_secs: self.deadline_secs.or(lower.deadline_secs),
+            collector_deadline_secs: self
+                .collector_deadline_secs
+                .or(lower.collector_deadline_secs),
             socket_owners: self.socket_owners.or(lower.socket_owners),
             keep_secrets: self.keep_secrets.or(lower.keep_secrets),
             on_resolved: self.on_resolved.or(lower.on_resolved),
@@ -379,6 +388,16 @@ impl CaptureLayer {
         if deadline.is_zero() {
             return Err(invalid("capture.deadline_secs", "must be above 0"));
         }
+        let collector_deadline = seconds(
+            "capture.collector_deadline_secs",
+            self.collector_deadline_secs.unwrap_or(5.0),
+        )?;
+        if collector_deadline.is_zero() {
+            return Err(invalid(
+                "capture.collector_deadline_secs",
+                "must be above 0",
+            ));
+        }
         let nice = self.nice.unwrap_or(10);
         if !(0..=19).contains(&nice) {
             return Err(invalid("capture.nice", "must be between 0 and 19"));
@@ -388,6 +407,7 @@ impl CaptureLayer {
             roots,
             interval,
             deadline,
+            collector_deadline,
             socket_owners: self.socket_owners.unwrap_or(true),
             keep_secrets: self.keep_secrets.unwrap_or(false),
             on_resolved: self.on_resolved.unwrap_or(false),
@@ -700,6 +720,8 @@ mod tests {
         assert!(!settings.auth.is_enabled());
         assert!(settings.slack.webhook_url.is_none());
         assert!(!settings.capture.keep_secrets);
+        assert_eq!(settings.capture.deadline, Duration::from_secs(10));
+        assert_eq!(settings.capture.collector_deadline, Duration::from_secs(5));
     }
 
     #[test]
@@ -850,6 +872,8 @@ mod tests {
             "external_url = \"aegisir.example.com\"\n",
             "external_url = \"ftp://aegisir.example.com\"\n",
             "[capture]\ninterval_secs = 1e30\n",
+            "[capture]\ncollector_deadline_secs = 0\n",
+            "[capture]\ncollector_deadline_secs = -2.0\n",
         ];
         for case in cases {
             let layer = Layer::from_toml(case).unwrap();
@@ -885,6 +909,24 @@ mod tests {
             settings.external_url.as_deref(),
             Some("https://aegisir.example.com/x")
         );
+    }
+
+    #[test]
+    fn collector_deadline_from_file_and_env() {
+        let file = Layer::from_toml("[capture]\ncollector_deadline_secs = 2.5\n").unwrap();
+        let settings = file.clone().resolve().unwrap();
+        assert_eq!(
+            settings.capture.collector_deadline,
+            Duration::from_millis(2500)
+        );
+        assert_eq!(
+            settings.capture.options().collector_deadline,
+            Duration::from_millis(2500)
+        );
+
+        let env = Layer::from_env(env(&[("AEGISIR_CAPTURE_COLLECTOR_DEADLINE_SECS", "1")]));
+        let settings = env.unwrap().or(file).resolve().unwrap();
+        assert_eq!(settings.capture.collector_deadline, Duration::from_secs(1));
     }
 
     #[test]

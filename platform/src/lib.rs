@@ -43,7 +43,7 @@ use chrono::{DateTime, Utc};
 pub use model::*;
 pub use raw::{RawEntry, RawFiles, Roots};
 
-/// The settings of a capture: roots, interval, deadline and socket owners.
+/// The settings of a capture: roots, interval, deadlines and socket owners.
 #[derive(Debug, Clone)]
 pub struct CaptureOptions {
     pub roots: Roots,
@@ -51,6 +51,10 @@ pub struct CaptureOptions {
     pub interval: Duration,
     /// Time after which the expensive parts of a sample are skipped and recorded as a gap.
     pub deadline: Duration,
+    /// Time one collector may take before its expensive parts (the descriptor walk, cgroup
+    /// reads, statvfs calls) are skipped and recorded as a gap, so that one slow collector
+    /// does not use up the whole sample's deadline.
+    pub collector_deadline: Duration,
     /// Walk every process's file descriptors to find the owners of listening sockets.
     pub socket_owners: bool,
 }
@@ -61,6 +65,7 @@ impl Default for CaptureOptions {
             roots: Roots::default(),
             interval: Duration::from_secs(1),
             deadline: Duration::from_secs(10),
+            collector_deadline: Duration::from_secs(5),
             socket_owners: true,
         }
     }

@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::cpu::stat::KernelStat;
 use super::host::loadavg::{self, LoadAverage};
@@ -37,6 +37,10 @@ pub struct Context {
     pub users: HashMap<u32, String>,
     /// When the current sample must stop doing optional work; set by [`Context::for_sample`].
     pub deadline: Option<Instant>,
+    /// The deadline of the collector now reading, set by [`Context::start_collector`].
+    pub collector_deadline: Option<Instant>,
+    /// Time each collector may take.
+    pub collector_budget: Duration,
     pub socket_owners: bool,
     /// Files read once per sample and parsed for more than one collector; empty in the
     /// long-lived context and fresh in every copy that [`Context::for_sample`] makes.
@@ -83,6 +87,8 @@ impl Context {
             self_pid: read_self_pid(&mut reader),
             users: read_passwd(&mut reader),
             deadline: None,
+            collector_deadline: None,
+            collector_budget: options.collector_deadline,
             socket_owners: options.socket_owners,
             shared: SharedFiles::default(),
             roots,
@@ -94,6 +100,8 @@ impl Context {
     pub fn for_sample(&self, options: &CaptureOptions) -> Context {
         Context {
             deadline: Some(Instant::now() + options.deadline),
+            collector_deadline: None,
+            collector_budget: options.collector_deadline,
             shared: SharedFiles::default(),
             ..self.clone()
         }
@@ -117,9 +125,18 @@ impl Context {
             .as_ref()
     }
 
-    /// True once the sample's deadline has passed.
+    /// Starts the budget of the next collector.
+    pub fn start_collector(&mut self) {
+        self.collector_deadline = Some(Instant::now() + self.collector_budget);
+    }
+
+    /// True once the sample's deadline or the current collector's has passed.
     pub fn past_deadline(&self) -> bool {
-        self.deadline.is_some_and(|d| Instant::now() >= d)
+        let now = Instant::now();
+        [self.deadline, self.collector_deadline]
+            .into_iter()
+            .flatten()
+            .any(|deadline| now >= deadline)
     }
 
     /// Returns the user name for a uid, if the passwd file has it.

@@ -65,16 +65,23 @@ impl Collector {
     pub fn sample(&self, options: &CaptureOptions, scope: Scope) -> Sample {
         let mut reader = Reader::with_replay(options.roots.clone(), self.context.replay);
         let mut gaps = GapLog::default();
-        let ctx = self.context.for_sample(options);
+        let mut ctx = self.context.for_sample(options);
 
+        ctx.start_collector();
         let host = host::read(&mut reader, &ctx, scope, &mut gaps);
+        ctx.start_collector();
         let cpu = cpu::read(&mut reader, &ctx, scope, &mut gaps);
+        ctx.start_collector();
         let memory = memory::read(&mut reader, &ctx, scope, &mut gaps);
+        ctx.start_collector();
         let disks = disk::read(&mut reader, &ctx, scope, &mut gaps);
+        ctx.start_collector();
         let network = network::read(&mut reader, &ctx, scope, &mut gaps);
+        ctx.start_collector();
         let filesystems = filesystem::read(&mut reader, &ctx, scope, &mut gaps);
         // Processes last: walking file descriptors is the expensive part and the one the
         // deadline cuts short.
+        ctx.start_collector();
         let processes = process::read_cached(
             &mut reader,
             &ctx,
@@ -83,6 +90,7 @@ impl Collector {
             &self.process_identities,
         );
         let mapped = cgroup::mapped_processes(&processes);
+        ctx.start_collector();
         let cgroups = cgroup::read_cached(
             &mut reader,
             &ctx,

@@ -329,6 +329,36 @@ mod tests {
     }
 
     #[test]
+    fn collector_deadline_cuts_socket_walk() {
+        let roots = fixture::roots("small");
+        let mut ctx = fixture::context(&roots);
+        ctx.deadline = Some(std::time::Instant::now() + std::time::Duration::from_secs(3600));
+        ctx.collector_budget = std::time::Duration::ZERO;
+        ctx.start_collector();
+        let (sample, gaps) = sample_of(&roots, &ctx, Scope::Full);
+
+        assert_eq!(sample.socket_owner(21003), None);
+        let gaps = gaps.into_vec();
+        let gap = gaps.iter().find(|g| g.reason == GapReason::Deadline);
+        assert_eq!(gap.unwrap().subject, "proc/*/fd");
+    }
+
+    #[test]
+    fn sample_deadline_far_off_walks_sockets() {
+        let roots = fixture::roots("small");
+        let mut ctx = fixture::context(&roots);
+        ctx.deadline = Some(std::time::Instant::now() + std::time::Duration::from_secs(3600));
+        ctx.start_collector();
+        let (sample, gaps) = sample_of(&roots, &ctx, Scope::Full);
+
+        assert_eq!(sample.socket_owner(21003), Some((777, "a) R 9 (b")));
+        assert!(gaps
+            .into_vec()
+            .iter()
+            .all(|g| g.reason != GapReason::Deadline));
+    }
+
+    #[test]
     fn socket_owners_disabled_walks_no_links() {
         let roots = fixture::roots("small");
         let mut ctx = fixture::context(&roots);
