@@ -321,6 +321,46 @@ impl Reader {
     }
 
     fn read_as(&mut self, tree: Tree, relative: &str, kind: FileKind) -> Result<&[u8], ReadError> {
+        let (bytes, _file) = self.read_open(tree, relative, kind)?;
+        Ok(self.store(tree, relative, bytes))
+    }
+
+    /// Reads a procfs `single_open` file like [`Reader::proc_record`] and returns it still
+    /// open, so that a later sample can read it again with [`Reader::reread_record`] without
+    /// opening it. Only worth it on a live procfs ([`Reader::is_live_procfs`]).
+    pub fn proc_record_kept(&mut self, relative: &str) -> Result<(&[u8], fs::File), ReadError> {
+        let (bytes, file) = self.read_open(Tree::Proc, relative, FileKind::SingleRecord)?;
+        Ok((self.store(Tree::Proc, relative, bytes), file))
+    }
+
+    /// Reads a file kept open by [`Reader::proc_record_kept`] again from its start and records
+    /// the bytes under `relative`. The kernel prints the file anew for each read from offset 0.
+    /// An error means the process exited (`ESRCH`), and the caller reads by path instead.
+    pub fn reread_record(&mut self, relative: &str, file: &fs::File) -> io::Result<&[u8]> {
+        self.audit(Tree::Proc, relative);
+        if self.scratch.len() < READ_CHUNK {
+            self.scratch.resize(READ_CHUNK, 0);
+        }
+        let len = fill_at(file, &mut self.scratch)?;
+        let bytes = self.scratch[..len].to_vec();
+        Ok(self.store(Tree::Proc, relative, bytes))
+    }
+
+    /// Returns the bytes recorded for a procfs file by the last read of it in this sample.
+    pub fn last_read(&self, relative: &str) -> Option<&[u8]> {
+        match self.raw.entries.get(&raw_key(Tree::Proc, relative))? {
+            RawEntry::File(bytes) => Some(bytes),
+            RawEntry::Link(_) => None,
+        }
+    }
+
+    /// Opens and reads a file, returning its bytes and the open file.
+    fn read_open(
+        &mut self,
+        tree: Tree,
+        relative: &str,
+        kind: FileKind,
+    ) -> Result<(Vec<u8>, fs::File), ReadError> {
         self.audit(tree, relative);
         let live = self.on_live_procfs(tree);
         let ends = if live && kind == FileKind::SingleRecord {
@@ -328,10 +368,16 @@ impl Reader {
         } else {
             End::AtZeroRead
         };
-        let bytes = self
-            .open_file(tree, relative)
-            .and_then(|file| read_file_with(file, &mut self.scratch, !live, ends))
-            .map_err(|e| self.failure(tree, relative, &e))?;
+        self.open_file(tree, relative)
+            .and_then(|mut file| {
+                let bytes = read_file_with(&mut file, &mut self.scratch, !live, ends)?;
+                Ok((bytes, file))
+            })
+            .map_err(|e| self.failure(tree, relative, &e))
+    }
+
+    /// Records `bytes` as the contents of `relative` and returns them.
+    fn store(&mut self, tree: Tree, relative: &str, bytes: Vec<u8>) -> &[u8] {
         if !self.record {
             self.raw.entries.clear();
         }
@@ -343,7 +389,7 @@ impl Reader {
             }
         };
         match entry {
-            RawEntry::File(bytes) => Ok(bytes),
+            RawEntry::File(bytes) => bytes,
             RawEntry::Link(_) => unreachable!("a file entry was stored above"),
         }
     }
@@ -570,19 +616,45 @@ pub fn read_whole(path: &Path) -> io::Result<Vec<u8>> {
 /// calls, and returning a copy of the exact size. A reader makes many small reads per sample;
 /// this spares each one a zeroed 4 KiB allocation and the shrink after it.
 fn read_file_with(
-    mut file: fs::File,
+    file: &mut fs::File,
     scratch: &mut Vec<u8>,
     check_type: bool,
     ends: End,
 ) -> io::Result<Vec<u8>> {
     if check_type {
-        check_regular(&file)?;
+        check_regular(file)?;
     }
     if scratch.len() < READ_CHUNK {
         scratch.resize(READ_CHUNK, 0);
     }
-    let len = fill(&mut file, scratch, ends)?;
+    let len = fill(file, scratch, ends)?;
     Ok(scratch[..len].to_vec())
+}
+
+/// Reads a `single_open` procfs file from offset 0 into `buffer` with positioned reads, as
+/// [`fill`] does with [`End::AtShortRead`], and returns the number of bytes read.
+fn fill_at(file: &fs::File, buffer: &mut Vec<u8>) -> io::Result<usize> {
+    use std::os::unix::fs::FileExt;
+
+    let mut len = 0;
+    loop {
+        if len == buffer.len() {
+            if len >= MAX_FILE_BYTES {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("larger than {} MiB", MAX_FILE_BYTES >> 20),
+                ));
+            }
+            buffer.resize((len * 2).min(MAX_FILE_BYTES), 0);
+        }
+        let asked = buffer.len() - len;
+        match file.read_at(&mut buffer[len..], len as u64) {
+            Ok(n) if n < asked => return Ok(len + n),
+            Ok(n) => len += n,
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            Err(error) => return Err(error),
+        }
+    }
 }
 
 /// The kind of file a reader reads.

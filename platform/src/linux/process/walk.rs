@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::fs;
 use std::sync::Mutex;
 
 use super::fields;
@@ -41,6 +42,25 @@ struct Identity {
 #[derive(Debug, Default)]
 pub struct IdentityCache {
     entries: Mutex<HashMap<(i32, u64), Identity>>,
+    /// Each known process's `PID/stat`, kept open between counters samples on a live procfs.
+    stat_files: Mutex<HashMap<i32, fs::File>>,
+}
+
+/// Returns how many `PID/stat` files counters samples keep open: a quarter of the open-file
+/// limit, and at most 4096. Each costs the kernel one open file and its read buffer (about 4 KiB),
+/// and saves an open and a close, with the pid lookup, in every counters sample.
+fn kept_stat_files_max() -> usize {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `limit` is a valid, writable rlimit for the duration of the call.
+    let soft = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0 {
+        usize::try_from(limit.rlim_cur).unwrap_or(usize::MAX)
+    } else {
+        1024
+    };
+    (soft / 4).min(4096)
 }
 
 /// State of one walk over the pid directories.
@@ -60,6 +80,11 @@ struct Walk<'c> {
     known: HashMap<(i32, u64), Identity>,
     /// Identities of this sample, for the next one.
     fresh: HashMap<(i32, u64), Identity>,
+    /// `PID/stat` files kept open by the last counters sample; empty unless keeping.
+    kept: HashMap<i32, fs::File>,
+    /// `PID/stat` files to keep for the next counters sample, at most `keep_max`.
+    keeping: Option<HashMap<i32, fs::File>>,
+    keep_max: usize,
 }
 
 pub fn read(r: &mut Reader, ctx: &Context, scope: Scope, gaps: &mut GapLog) -> ProcessSample {
@@ -102,11 +127,23 @@ pub fn read_cached(
     if scope == Scope::Counters {
         walk.known = std::mem::take(&mut *entries);
     }
+    // Counters samples of a live procfs keep each `PID/stat` open and read it again with a
+    // positioned read in the next one. A file whose process exited fails and is dropped.
+    let mut stat_files = cache.stat_files.lock().unwrap_or_else(|e| e.into_inner());
+    if scope == Scope::Counters && r.is_live_procfs() {
+        walk.kept = std::mem::take(&mut *stat_files);
+        walk.keeping = Some(HashMap::with_capacity(walk.kept.len()));
+        walk.keep_max = kept_stat_files_max();
+    }
     for &pid in &pids {
         walk.read_process(r, pid, &mut sample);
     }
     *entries = std::mem::take(&mut walk.fresh);
     drop(entries);
+    if let Some(keeping) = walk.keeping.take() {
+        *stat_files = keeping;
+    }
+    drop(stat_files);
 
     sample.complete = walk.is_complete(&pids, &sample, total_threads, gaps);
     walk.record_gaps(gaps);
@@ -146,6 +183,9 @@ impl<'c> Walk<'c> {
             sockets_skipped: 0,
             known: HashMap::new(),
             fresh: HashMap::new(),
+            kept: HashMap::new(),
+            keeping: None,
+            keep_max: 0,
         }
     }
 
@@ -173,7 +213,7 @@ impl<'c> Walk<'c> {
             pid,
             ..ProcessEntry::default()
         };
-        let Some(bytes) = self.read_file(r, pid, "stat")? else {
+        let Some(bytes) = self.read_stat(r, pid)? else {
             self.stat_denied |= self.denied;
             return Ok(entry);
         };
@@ -383,6 +423,34 @@ impl<'c> Walk<'c> {
         }
     }
 
+    /// Reads `PID/stat`: again through the file kept open by the last counters sample when
+    /// there is one, otherwise by path, keeping the file open when this sample keeps files.
+    fn read_stat<'r>(&mut self, r: &'r mut Reader, pid: i32) -> Result<Option<&'r [u8]>, Vanished> {
+        let Some(keeping) = self.keeping.as_mut() else {
+            return self.read_file(r, pid, "stat");
+        };
+        self.path.clear();
+        let _ = write!(self.path, "{pid}/stat");
+        if let Some(file) = self.kept.remove(&pid) {
+            if r.reread_record(&self.path, &file).is_ok() {
+                keeping.insert(pid, file);
+                return Ok(r.last_read(&self.path));
+            }
+        }
+        match r.proc_record_kept(&self.path) {
+            Ok((_, file)) => {
+                if keeping.len() < self.keep_max {
+                    keeping.insert(pid, file);
+                }
+                Ok(r.last_read(&self.path))
+            }
+            Err(error) => {
+                self.fail("stat", pid, &error)?;
+                Ok(None)
+            }
+        }
+    }
+
     /// Applies the failure rule: vanished ends the process, anything else is tallied and
     /// marks the process unreadable when it was a denial.
     fn fail(&mut self, file: &'static str, pid: i32, error: &ReadError) -> Result<(), Vanished> {
@@ -547,5 +615,79 @@ mod tests {
         assert!(gaps
             .iter()
             .any(|g| g.subject.ends_with("/io") && g.reason == GapReason::PermissionDenied));
+    }
+
+    fn counters_sample(cache: &IdentityCache) -> (ProcessSample, crate::raw::RawFiles) {
+        let options = crate::CaptureOptions::default();
+        let ctx = Context::new(&options).unwrap().for_sample(&options);
+        let mut reader = Reader::new(options.roots);
+        let mut gaps = GapLog::default();
+        let sample = read_cached(&mut reader, &ctx, Scope::Counters, &mut gaps, cache);
+        (sample, reader.take_raw())
+    }
+
+    fn kept_pids(cache: &IdentityCache) -> Vec<i32> {
+        cache.stat_files.lock().unwrap().keys().copied().collect()
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn kept_stat_file_reads_fresh_values() {
+        let cache = IdentityCache::default();
+        let own = std::process::id() as i32;
+        let (first, _) = counters_sample(&cache);
+        assert!(kept_pids(&cache).contains(&own));
+
+        let started = std::time::Instant::now();
+        let mut spin = 0u64;
+        while started.elapsed() < std::time::Duration::from_millis(300) {
+            spin = std::hint::black_box(spin.wrapping_add(1));
+        }
+        let (second, raw) = counters_sample(&cache);
+
+        let ticks = |sample: &ProcessSample| sample.entry(own).unwrap().stat.unwrap().cpu_ticks;
+        assert!(ticks(&second) > ticks(&first), "CPU time did not move");
+        let recorded = raw.entries.get(&format!("proc/{own}/stat")).unwrap();
+        let crate::raw::RawEntry::File(bytes) = recorded else {
+            panic!("stat recorded as a link");
+        };
+        assert!(bytes.starts_with(format!("{own} (").as_bytes()));
+        assert!(bytes.ends_with(b"\n"));
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn kept_stat_file_of_exited_process_is_dropped() {
+        let cache = IdentityCache::default();
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let pid = child.id() as i32;
+        counters_sample(&cache);
+        assert!(kept_pids(&cache).contains(&pid));
+
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let (sample, _) = counters_sample(&cache);
+
+        assert!(sample.entry(pid).is_none());
+        assert!(!kept_pids(&cache).contains(&pid));
+    }
+
+    #[test]
+    fn fixture_counters_samples_keep_no_files() {
+        let roots = fixture::roots("small");
+        let ctx = fixture::context(&roots);
+        let cache = IdentityCache::default();
+        let mut gaps = GapLog::default();
+        read_cached(
+            &mut Reader::new(roots),
+            &ctx,
+            Scope::Counters,
+            &mut gaps,
+            &cache,
+        );
+        assert!(kept_pids(&cache).is_empty());
     }
 }
