@@ -514,8 +514,8 @@ impl Reader {
             return None;
         }
         let listing = listing_path(relative);
-        let path = self.touch(tree, &listing);
-        let bytes = match read_whole(&path) {
+        self.audit(tree, &listing);
+        let bytes = match self.read_record_file(tree, &listing) {
             Ok(bytes) => bytes,
             Err(error) if classify(&error) == GapReason::Vanished => return None,
             Err(error) => return Some(Err(ReadError::new(tree, &listing, &error))),
@@ -526,6 +526,13 @@ impl Reader {
             self.recorded.borrow_mut().insert(key, entry);
         }
         Some(Ok(decode_listing(&bytes)))
+    }
+
+    /// Reads a `.listing` or `.failed` record of a replayed tree as files are read: opened
+    /// inside the root, regular files only, at most [`MAX_FILE_BYTES`].
+    fn read_record_file(&self, tree: Tree, relative: &str) -> io::Result<Vec<u8>> {
+        let mut file = self.open_file(tree, relative)?;
+        read_file_with(&mut file, &mut Vec::new(), true, End::AtZeroRead)
     }
 
     /// Turns an I/O error into a [`ReadError`]. A failure other than a vanished file is
@@ -554,9 +561,9 @@ impl Reader {
     }
 
     fn recorded_failure(&self, tree: Tree, relative: &str, failed: &str) -> Option<ReadError> {
-        let path = self.touch(tree, failed);
+        self.audit(tree, failed);
         // A record that is not a readable regular file is ignored like a missing one.
-        let bytes = read_whole(&path).ok()?;
+        let bytes = self.read_record_file(tree, failed).ok()?;
         let (reason, detail) = decode_failure(&bytes)?;
         if self.record {
             let entry = RawEntry::File(bytes);
@@ -704,6 +711,12 @@ fn check_regular(file: &fs::File) -> io::Result<()> {
 
 /// Opens a root directory for use as the base of relative opens. On Linux `O_PATH` needs only
 /// search rights on the directory, as resolving paths through it does.
+/// Opens `path` as the base of opens with [`open_in_root`], as a reader opens its roots.
+#[cfg(target_os = "linux")]
+pub(crate) fn open_root(path: &Path) -> Option<OwnedFd> {
+    open_dir(path).map(|dir| dir.fd)
+}
+
 fn open_dir(path: &Path) -> Option<RootDir> {
     #[cfg(any(target_os = "linux", target_os = "android"))]
     let access = OFlags::PATH;
@@ -739,7 +752,7 @@ const PROC_SUPER_MAGIC: i64 = 0x9fa0;
 /// roots, and `<rootfs>/etc/passwd` linked to `/usr/...` resolves in the host's tree. Without
 /// `openat2` (older kernels, or a seccomp filter that rejects it) it opens with `openat`.
 #[cfg(any(target_os = "linux", target_os = "android"))]
-fn open_in_root(dir: BorrowedFd<'_>, path: &str, flags: OFlags) -> io::Result<OwnedFd> {
+pub(crate) fn open_in_root(dir: BorrowedFd<'_>, path: &str, flags: OFlags) -> io::Result<OwnedFd> {
     use rustix::fs::ResolveFlags;
     use std::sync::OnceLock;
 
@@ -766,7 +779,7 @@ fn open_in_root(dir: BorrowedFd<'_>, path: &str, flags: OFlags) -> io::Result<Ow
 }
 
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
-fn open_in_root(dir: BorrowedFd<'_>, path: &str, flags: OFlags) -> io::Result<OwnedFd> {
+pub(crate) fn open_in_root(dir: BorrowedFd<'_>, path: &str, flags: OFlags) -> io::Result<OwnedFd> {
     Ok(rustix::fs::openat(dir, path, flags, Mode::empty())?)
 }
 
@@ -1087,6 +1100,21 @@ mod tests {
         assert_eq!(error.reason, GapReason::Invalid);
         assert_eq!(error.path, "7/fd/.listing");
         assert_eq!(reader.list(Tree::Proc, "").unwrap(), ["7"]);
+    }
+
+    #[test]
+    fn linked_listing_in_replay_stays_in_root() {
+        let base = tempfile::tempdir().unwrap();
+        fs::write(base.path().join("outside"), b"SECRET\0").unwrap();
+        let replay = base.path().join("proc");
+        fs::create_dir_all(replay.join("7/fd")).unwrap();
+        fs::write(replay.join(LISTING), b"7\0").unwrap();
+        fs::write(replay.join("7/fd/0"), b"").unwrap();
+        let outside = base.path().join("outside");
+        std::os::unix::fs::symlink(&outside, replay.join("7/fd").join(LISTING)).unwrap();
+        let reader = Reader::new(proc_roots(&replay));
+
+        assert_eq!(reader.list(Tree::Proc, "7/fd").unwrap(), ["0"]);
     }
 
     #[test]

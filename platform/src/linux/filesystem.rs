@@ -15,6 +15,7 @@ use std::collections::HashMap;
 use std::ffi::{CString, OsStr};
 use std::io;
 use std::mem::MaybeUninit;
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -96,7 +97,45 @@ pub fn read(r: &mut Reader, ctx: &Context, scope: Scope, gaps: &mut GapLog) -> F
     if scope == Scope::Counters {
         return FilesystemSample::default();
     }
-    read_with(r, ctx, gaps, statvfs)
+    let rootfs = &ctx.roots.rootfs;
+    let root = crate::raw::open_root(rootfs);
+    read_with(r, ctx, gaps, |path| match &root {
+        Some(root) => statvfs_below(root, rootfs, path),
+        None => statvfs(path),
+    })
+}
+
+/// Calls statvfs on `path`, a path under `rootfs`, with the directory opened inside the root
+/// from `root`, its descriptor. A mount point that is a symbolic link (in a crafted tree; the
+/// kernel's mount table names real directories) thus cannot lead outside the rootfs.
+fn statvfs_below(root: &OwnedFd, rootfs: &Path, path: &Path) -> io::Result<StatVfs> {
+    use rustix::fs::OFlags;
+
+    let Some(relative) = path.strip_prefix(rootfs).ok().and_then(Path::to_str) else {
+        return statvfs(path);
+    };
+    audit::touch(path);
+    let relative = if relative.is_empty() { "." } else { relative };
+    #[cfg(target_os = "linux")]
+    let access = OFlags::PATH;
+    #[cfg(not(target_os = "linux"))]
+    let access = OFlags::RDONLY;
+    let flags = access | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    let dir = crate::raw::open_in_root(root.as_fd(), relative, flags)?;
+    let raw = rustix::fs::fstatvfs(&dir)?;
+    let fragment = if raw.f_frsize > 0 {
+        raw.f_frsize
+    } else {
+        raw.f_bsize
+    };
+    Ok(StatVfs {
+        fragment_bytes: fragment,
+        blocks: raw.f_blocks,
+        blocks_free: raw.f_bfree,
+        blocks_available: raw.f_bavail,
+        files: raw.f_files,
+        files_free: raw.f_ffree,
+    })
 }
 
 /// [`read`] with the statvfs call passed in, so tests can supply fixed sizes.
@@ -360,7 +399,7 @@ fn record_deadline(gaps: &mut GapLog, skipped: &[MountEntry]) {
         first.unwrap_or_default(),
         GapReason::Deadline,
         format!(
-            "{} filesystems not measured: the sample ran past its deadline",
+            "{} filesystems not measured: the capture deadline passed",
             skipped.len()
         ),
     );
@@ -704,6 +743,26 @@ mod tests {
         let raw = reader.take_raw();
         assert!(raw.entries.contains_key("proc/1/mountinfo"));
         assert!(!raw.entries.contains_key("proc/self/mountinfo"));
+    }
+
+    #[test]
+    fn symlinked_mount_point_stays_in_rootfs() {
+        let tree = tempfile::tempdir().unwrap();
+        let rootfs = tree.path().join("root");
+        std::fs::create_dir_all(rootfs.join("mnt")).unwrap();
+        std::fs::create_dir_all(rootfs.join("data")).unwrap();
+        std::os::unix::fs::symlink("/dev/shm", rootfs.join("mnt/abs")).unwrap();
+        std::os::unix::fs::symlink("../../../../dev/shm", rootfs.join("mnt/rel")).unwrap();
+        std::os::unix::fs::symlink("/data", rootfs.join("mnt/inside")).unwrap();
+        let root = crate::raw::open_root(&rootfs).unwrap();
+
+        for link in ["mnt/abs", "mnt/rel"] {
+            let error = statvfs_below(&root, &rootfs, &rootfs.join(link)).unwrap_err();
+            assert_eq!(classify(&error), GapReason::Vanished, "{link}");
+        }
+        let inside = statvfs_below(&root, &rootfs, &rootfs.join("mnt/inside")).unwrap();
+        assert!(inside.blocks > 0);
+        assert!(statvfs_below(&root, &rootfs, &rootfs).unwrap().blocks > 0);
     }
 
     #[test]

@@ -520,7 +520,7 @@ impl<'c> Walk<'c> {
     fn record_gaps(self, gaps: &mut GapLog) {
         if self.sockets_skipped > 0 {
             let detail = format!(
-                "socket owners not searched in {} processes: the sample passed its deadline",
+                "socket owners not searched in {} processes: the capture deadline passed",
                 self.sockets_skipped
             );
             gaps.push("sockets", "proc/*/fd", GapReason::Deadline, detail);
