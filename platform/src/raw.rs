@@ -338,11 +338,7 @@ impl Reader {
     /// An error means the process exited (`ESRCH`), and the caller reads by path instead.
     pub fn reread_record(&mut self, relative: &str, file: &fs::File) -> io::Result<&[u8]> {
         self.audit(Tree::Proc, relative);
-        if self.scratch.len() < READ_CHUNK {
-            self.scratch.resize(READ_CHUNK, 0);
-        }
-        let len = fill_at(file, &mut self.scratch)?;
-        let bytes = self.scratch[..len].to_vec();
+        let bytes = read_through(&mut self.scratch, |scratch| fill_at(file, scratch))?;
         Ok(self.store(Tree::Proc, relative, bytes))
     }
 
@@ -631,37 +627,20 @@ fn read_file_with(
     if check_type {
         check_regular(file)?;
     }
+    read_through(scratch, |scratch| fill(file, scratch, ends))
+}
+
+/// Runs a read loop on `scratch`, grown to at least [`READ_CHUNK`], and returns a copy of the
+/// bytes read at their exact size.
+fn read_through(
+    scratch: &mut Vec<u8>,
+    fill: impl FnOnce(&mut Vec<u8>) -> io::Result<usize>,
+) -> io::Result<Vec<u8>> {
     if scratch.len() < READ_CHUNK {
         scratch.resize(READ_CHUNK, 0);
     }
-    let len = fill(file, scratch, ends)?;
+    let len = fill(scratch)?;
     Ok(scratch[..len].to_vec())
-}
-
-/// Reads a `single_open` procfs file from offset 0 into `buffer` with positioned reads, as
-/// [`fill`] does with [`End::AtShortRead`], and returns the number of bytes read.
-fn fill_at(file: &fs::File, buffer: &mut Vec<u8>) -> io::Result<usize> {
-    use std::os::unix::fs::FileExt;
-
-    let mut len = 0;
-    loop {
-        if len == buffer.len() {
-            if len >= MAX_FILE_BYTES {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!("larger than {} MiB", MAX_FILE_BYTES >> 20),
-                ));
-            }
-            buffer.resize((len * 2).min(MAX_FILE_BYTES), 0);
-        }
-        let asked = buffer.len() - len;
-        match file.read_at(&mut buffer[len..], len as u64) {
-            Ok(n) if n < asked => return Ok(len + n),
-            Ok(n) => len += n,
-            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-            Err(error) => return Err(error),
-        }
-    }
 }
 
 /// The kind of file a reader reads.
@@ -709,20 +688,22 @@ fn check_regular(file: &fs::File) -> io::Result<()> {
     Ok(())
 }
 
-/// Opens a root directory for use as the base of relative opens. On Linux `O_PATH` needs only
-/// search rights on the directory, as resolving paths through it does.
+/// The access mode a directory is opened with only to resolve paths through it or to call
+/// statvfs on it. On Linux `O_PATH` needs only search rights on the directory.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(crate) const DIR_ACCESS: OFlags = OFlags::PATH;
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub(crate) const DIR_ACCESS: OFlags = OFlags::RDONLY;
+
 /// Opens `path` as the base of opens with [`open_in_root`], as a reader opens its roots.
 #[cfg(target_os = "linux")]
 pub(crate) fn open_root(path: &Path) -> Option<OwnedFd> {
     open_dir(path).map(|dir| dir.fd)
 }
 
+/// Opens a root directory for use as the base of relative opens.
 fn open_dir(path: &Path) -> Option<RootDir> {
-    #[cfg(any(target_os = "linux", target_os = "android"))]
-    let access = OFlags::PATH;
-    #[cfg(not(any(target_os = "linux", target_os = "android")))]
-    let access = OFlags::RDONLY;
-    let flags = access | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    let flags = DIR_ACCESS | OFlags::DIRECTORY | OFlags::CLOEXEC;
     let fd = rustix::fs::open(path, flags, Mode::empty()).ok()?;
     let procfs = is_procfs(&fd);
     Some(RootDir { fd, procfs })
@@ -795,11 +776,31 @@ fn at_path(relative: &str) -> &str {
 /// Reads `file` to its end into `buffer`, doubling it up to [`MAX_FILE_BYTES`] when full, and
 /// returns the number of bytes read.
 fn fill(file: &mut fs::File, buffer: &mut Vec<u8>, ends: End) -> io::Result<usize> {
+    fill_by(buffer, ends, |chunk, _offset| file.read(chunk))
+}
+
+/// Reads a `single_open` procfs file from offset 0 into `buffer` with positioned reads, as
+/// [`fill`] does with [`End::AtShortRead`], and returns the number of bytes read.
+fn fill_at(file: &fs::File, buffer: &mut Vec<u8>) -> io::Result<usize> {
+    use std::os::unix::fs::FileExt;
+
+    fill_by(buffer, End::AtShortRead, |chunk, offset| {
+        file.read_at(chunk, offset as u64)
+    })
+}
+
+/// Runs the read loop of [`fill`] and [`fill_at`]. `read` fills its slice with the file's
+/// bytes from the given offset on.
+fn fill_by(
+    buffer: &mut Vec<u8>,
+    ends: End,
+    mut read: impl FnMut(&mut [u8], usize) -> io::Result<usize>,
+) -> io::Result<usize> {
     let mut len = 0;
     loop {
         if len == buffer.len() {
             if len >= MAX_FILE_BYTES {
-                if at_end(file)? {
+                if at_end(&mut read, len)? {
                     return Ok(len);
                 }
                 return Err(io::Error::new(
@@ -809,10 +810,10 @@ fn fill(file: &mut fs::File, buffer: &mut Vec<u8>, ends: End) -> io::Result<usiz
             }
             buffer.resize((len * 2).min(MAX_FILE_BYTES), 0);
         }
-        let asked = buffer.len() - len;
-        match file.read(&mut buffer[len..]) {
+        let requested = buffer.len() - len;
+        match read(&mut buffer[len..], len) {
             Ok(0) => return Ok(len),
-            Ok(n) if n < asked && ends == End::AtShortRead => return Ok(len + n),
+            Ok(n) if n < requested && ends == End::AtShortRead => return Ok(len + n),
             Ok(n) => len += n,
             Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
             Err(error) => return Err(error),
@@ -820,11 +821,14 @@ fn fill(file: &mut fs::File, buffer: &mut Vec<u8>, ends: End) -> io::Result<usiz
     }
 }
 
-/// True when the next read returns end of file.
-fn at_end(file: &mut fs::File) -> io::Result<bool> {
+/// True when the next read, at `offset`, returns end of file.
+fn at_end(
+    read: &mut impl FnMut(&mut [u8], usize) -> io::Result<usize>,
+    offset: usize,
+) -> io::Result<bool> {
     let mut probe = [0u8; 1];
     loop {
-        match file.read(&mut probe) {
+        match read(&mut probe, offset) {
             Ok(n) => return Ok(n == 0),
             Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
             Err(error) => return Err(error),

@@ -12,9 +12,8 @@
 //! so its results are not part of the raw evidence.
 
 use std::collections::HashMap;
-use std::ffi::{CString, OsStr};
+use std::ffi::OsStr;
 use std::io;
-use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -116,26 +115,9 @@ fn statvfs_below(root: &OwnedFd, rootfs: &Path, path: &Path) -> io::Result<StatV
     };
     audit::touch(path);
     let relative = if relative.is_empty() { "." } else { relative };
-    #[cfg(target_os = "linux")]
-    let access = OFlags::PATH;
-    #[cfg(not(target_os = "linux"))]
-    let access = OFlags::RDONLY;
-    let flags = access | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    let flags = crate::raw::DIR_ACCESS | OFlags::DIRECTORY | OFlags::CLOEXEC;
     let dir = crate::raw::open_in_root(root.as_fd(), relative, flags)?;
-    let raw = rustix::fs::fstatvfs(&dir)?;
-    let fragment = if raw.f_frsize > 0 {
-        raw.f_frsize
-    } else {
-        raw.f_bsize
-    };
-    Ok(StatVfs {
-        fragment_bytes: fragment,
-        blocks: raw.f_blocks,
-        blocks_free: raw.f_bfree,
-        blocks_available: raw.f_bavail,
-        files: raw.f_files,
-        files_free: raw.f_ffree,
-    })
+    Ok(stat_vfs(rustix::fs::fstatvfs(&dir)?))
 }
 
 /// [`read`] with the statvfs call passed in, so tests can supply fixed sizes.
@@ -409,36 +391,32 @@ fn record_deadline(gaps: &mut GapLog, skipped: &[MountEntry]) {
 ///
 /// NOTE: statvfs blocks while a network filesystem's server is unreachable, and the
 /// deadline is only checked between calls.
-// The statvfs fields are 32-bit on some 32-bit targets, so `u64::from` is not useless there.
-#[allow(clippy::useless_conversion)]
 pub fn statvfs(path: &Path) -> io::Result<StatVfs> {
     audit::touch(path);
-    let c_path = CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))?;
-    let mut buf = MaybeUninit::<libc::statvfs>::uninit();
-
-    // SAFETY: `c_path` is a NUL-terminated string that outlives the call, and `buf` points to
-    // writable memory of the size and alignment of `struct statvfs`.
-    let rc = unsafe { libc::statvfs(c_path.as_ptr(), buf.as_mut_ptr()) };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
+    if path.as_os_str().as_bytes().contains(&0) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "path contains a NUL byte",
+        ));
     }
-    // SAFETY: statvfs returned 0, so it filled the whole struct.
-    let raw = unsafe { buf.assume_init() };
+    Ok(stat_vfs(rustix::fs::statvfs(path)?))
+}
 
+/// Picks the fields df uses out of statvfs's result.
+fn stat_vfs(raw: rustix::fs::StatVfs) -> StatVfs {
     let fragment = if raw.f_frsize > 0 {
         raw.f_frsize
     } else {
         raw.f_bsize
     };
-    Ok(StatVfs {
-        fragment_bytes: u64::from(fragment),
-        blocks: u64::from(raw.f_blocks),
-        blocks_free: u64::from(raw.f_bfree),
-        blocks_available: u64::from(raw.f_bavail),
-        files: u64::from(raw.f_files),
-        files_free: u64::from(raw.f_ffree),
-    })
+    StatVfs {
+        fragment_bytes: fragment,
+        blocks: raw.f_blocks,
+        blocks_free: raw.f_bfree,
+        blocks_available: raw.f_bavail,
+        files: raw.f_files,
+        files_free: raw.f_ffree,
+    }
 }
 
 /// Turns the sample into the model, as df computes its columns.

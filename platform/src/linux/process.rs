@@ -89,6 +89,7 @@ impl ProcessSample {
     }
 }
 
+pub(crate) use walk::has_stat;
 pub use walk::IdentityCache;
 
 pub fn read(r: &mut Reader, ctx: &Context, scope: Scope, gaps: &mut GapLog) -> ProcessSample {

@@ -10,6 +10,7 @@ use super::names::{self, Names};
 use super::{CgroupSample, Hierarchy, Readings, COLLECTOR};
 use crate::gaps::GapLog;
 use crate::linux::host::pressure;
+use crate::linux::process::has_stat;
 use crate::linux::Context;
 use crate::model::{GapReason, Pressure, PressureResource};
 use crate::raw::{ReadError, Reader, Tree};
@@ -144,17 +145,12 @@ fn read_memberships(
     }
     // Missing files beside readable ones belong to processes that exited after their `stat`
     // was read; the process collector counts those. With none readable, the kernel offers none.
-    let first_live = missing.iter().find(|&&pid| has_stat(r, pid));
-    if let (true, Some(&pid)) = (memberships.is_empty(), first_live) {
-        record_no_cgroup_files(tally, pid, missing.len());
+    if memberships.is_empty() {
+        if let Some(&pid) = missing.iter().find(|&&pid| has_stat(r, pid)) {
+            record_no_cgroup_files(tally, pid, missing.len());
+        }
     }
     (memberships, fresh)
-}
-
-/// True while `PID/stat` exists, which distinguishes a file the kernel does not offer from a
-/// process that exited.
-fn has_stat(r: &Reader, pid: i32) -> bool {
-    r.exists(Tree::Proc, &format!("{pid}/stat"))
 }
 
 fn record_no_cgroup_files(tally: &mut Tally, first_pid: i32, count: usize) {

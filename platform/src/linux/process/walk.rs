@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::fs;
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 
 use super::fields;
 use super::stat::{self, StatLine};
@@ -49,7 +49,12 @@ pub struct IdentityCache {
 /// Returns how many `PID/stat` files counters samples keep open: a quarter of the open-file
 /// limit, and at most 4096. Each costs the kernel one open file and its read buffer (about 4 KiB),
 /// and saves an open and a close, with the pid lookup, in every counters sample.
-fn kept_stat_files_max() -> usize {
+fn open_stat_files_max() -> usize {
+    static MAX: OnceLock<usize> = OnceLock::new();
+    *MAX.get_or_init(open_files_quarter)
+}
+
+fn open_files_quarter() -> usize {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -61,6 +66,18 @@ fn kept_stat_files_max() -> usize {
         1024
     };
     (soft / 4).min(4096)
+}
+
+/// True while `PID/stat` exists, which separates a file missing from a live process from the
+/// process exiting.
+pub(crate) fn has_stat(r: &Reader, pid: i32) -> bool {
+    r.exists(Tree::Proc, &format!("{pid}/stat"))
+}
+
+/// Writes `PID/file` into `path`, replacing what it held.
+fn write_path(path: &mut String, pid: i32, file: &str) {
+    path.clear();
+    let _ = write!(path, "{pid}/{file}");
 }
 
 /// State of one walk over the pid directories.
@@ -80,11 +97,13 @@ struct Walk<'c> {
     known: HashMap<(i32, u64), Identity>,
     /// Identities of this sample, for the next one.
     fresh: HashMap<(i32, u64), Identity>,
-    /// `PID/stat` files kept open by the last counters sample; empty unless keeping.
-    kept: HashMap<i32, fs::File>,
-    /// `PID/stat` files to keep for the next counters sample, at most `keep_max`.
-    keeping: Option<HashMap<i32, fs::File>>,
-    keep_max: usize,
+    /// `PID/stat` files left open by the last counters sample, empty unless this one keeps
+    /// files open too.
+    open_stat_files: HashMap<i32, fs::File>,
+    /// `PID/stat` files to leave open for the next counters sample, at most
+    /// `open_stat_files_max`; `None` when this sample leaves none open.
+    next_stat_files: Option<HashMap<i32, fs::File>>,
+    open_stat_files_max: usize,
 }
 
 pub fn read(r: &mut Reader, ctx: &Context, scope: Scope, gaps: &mut GapLog) -> ProcessSample {
@@ -131,17 +150,17 @@ pub fn read_cached(
     // positioned read in the next one. A file whose process exited fails and is dropped.
     let mut stat_files = cache.stat_files.lock().unwrap_or_else(|e| e.into_inner());
     if scope == Scope::Counters && r.is_live_procfs() {
-        walk.kept = std::mem::take(&mut *stat_files);
-        walk.keeping = Some(HashMap::with_capacity(walk.kept.len()));
-        walk.keep_max = kept_stat_files_max();
+        walk.open_stat_files = std::mem::take(&mut *stat_files);
+        walk.next_stat_files = Some(HashMap::with_capacity(walk.open_stat_files.len()));
+        walk.open_stat_files_max = open_stat_files_max();
     }
     for &pid in &pids {
         walk.read_process(r, pid, &mut sample);
     }
     *entries = std::mem::take(&mut walk.fresh);
     drop(entries);
-    if let Some(keeping) = walk.keeping.take() {
-        *stat_files = keeping;
+    if let Some(next) = walk.next_stat_files.take() {
+        *stat_files = next;
     }
     drop(stat_files);
 
@@ -183,9 +202,9 @@ impl<'c> Walk<'c> {
             sockets_skipped: 0,
             known: HashMap::new(),
             fresh: HashMap::new(),
-            kept: HashMap::new(),
-            keeping: None,
-            keep_max: 0,
+            open_stat_files: HashMap::new(),
+            next_stat_files: None,
+            open_stat_files_max: 0,
         }
     }
 
@@ -322,7 +341,7 @@ impl<'c> Walk<'c> {
             Err(mut error) => {
                 // The file is missing from a live process when the kernel was built without
                 // task I/O accounting.
-                if error.reason == GapReason::Vanished && self.pid_exists(r, pid) {
+                if error.reason == GapReason::Vanished && has_stat(r, pid) {
                     error.reason = GapReason::Unsupported;
                 }
                 self.fail("io", pid, &error)?;
@@ -350,7 +369,7 @@ impl<'c> Walk<'c> {
             Ok(names) => names,
             // A live kernel always has `fd/` while the process exists, but a tree rebuilt from
             // raw evidence or checked into git keeps no empty directories: no descriptors.
-            Err(error) if error.reason == GapReason::Vanished && self.pid_exists(r, pid) => {
+            Err(error) if error.reason == GapReason::Vanished && has_stat(r, pid) => {
                 return Ok(Some(0));
             }
             Err(error) => {
@@ -423,26 +442,27 @@ impl<'c> Walk<'c> {
         }
     }
 
-    /// Reads `PID/stat`: again through the file kept open by the last counters sample when
-    /// there is one, otherwise by path, keeping the file open when this sample keeps files.
+    /// Reads `PID/stat`: again through the file the last counters sample left open when there
+    /// is one, otherwise by path, leaving the file open when this sample leaves files open.
     fn read_stat<'r>(&mut self, r: &'r mut Reader, pid: i32) -> Result<Option<&'r [u8]>, Vanished> {
-        let Some(keeping) = self.keeping.as_mut() else {
+        let Some(next) = self.next_stat_files.as_mut() else {
             return self.read_file(r, pid, "stat");
         };
-        self.path.clear();
-        let _ = write!(self.path, "{pid}/stat");
-        if let Some(file) = self.kept.remove(&pid) {
+        write_path(&mut self.path, pid, "stat");
+        if let Some(file) = self.open_stat_files.remove(&pid) {
+            // The bytes are looked up again after the reread: returning them from inside this
+            // branch would keep `r` borrowed for the fallback below.
             if r.reread_record(&self.path, &file).is_ok() {
-                keeping.insert(pid, file);
+                next.insert(pid, file);
                 return Ok(r.last_read(&self.path));
             }
         }
         match r.proc_record_kept(&self.path) {
-            Ok((_, file)) => {
-                if keeping.len() < self.keep_max {
-                    keeping.insert(pid, file);
+            Ok((bytes, file)) => {
+                if next.len() < self.open_stat_files_max {
+                    next.insert(pid, file);
                 }
-                Ok(r.last_read(&self.path))
+                Ok(Some(bytes))
             }
             Err(error) => {
                 self.fail("stat", pid, &error)?;
@@ -464,16 +484,8 @@ impl<'c> Walk<'c> {
         Ok(())
     }
 
-    /// True while `PID/stat` exists, which separates a file missing from a live process from
-    /// the process exiting.
-    fn pid_exists(&mut self, r: &Reader, pid: i32) -> bool {
-        self.set_path(pid, "stat");
-        r.exists(Tree::Proc, &self.path)
-    }
-
     fn set_path(&mut self, pid: i32, file: &str) {
-        self.path.clear();
-        let _ = write!(self.path, "{pid}/{file}");
+        write_path(&mut self.path, pid, file);
     }
 
     /// Decides whether the reader saw every process, recording a gap when it did not. Hidden
@@ -626,17 +638,17 @@ mod tests {
         (sample, reader.take_raw())
     }
 
-    fn kept_pids(cache: &IdentityCache) -> Vec<i32> {
+    fn open_stat_pids(cache: &IdentityCache) -> Vec<i32> {
         cache.stat_files.lock().unwrap().keys().copied().collect()
     }
 
     #[cfg(target_os = "linux")]
     #[test]
-    fn kept_stat_file_reads_fresh_values() {
+    fn open_stat_file_reads_fresh_values() {
         let cache = IdentityCache::default();
         let own = std::process::id() as i32;
         let (first, _) = counters_sample(&cache);
-        assert!(kept_pids(&cache).contains(&own));
+        assert!(open_stat_pids(&cache).contains(&own));
 
         let started = std::time::Instant::now();
         let mut spin = 0u64;
@@ -657,7 +669,7 @@ mod tests {
 
     #[cfg(target_os = "linux")]
     #[test]
-    fn kept_stat_file_of_exited_process_is_dropped() {
+    fn open_stat_file_of_exited_process_closes() {
         let cache = IdentityCache::default();
         let mut child = std::process::Command::new("sleep")
             .arg("30")
@@ -665,18 +677,18 @@ mod tests {
             .unwrap();
         let pid = child.id() as i32;
         counters_sample(&cache);
-        assert!(kept_pids(&cache).contains(&pid));
+        assert!(open_stat_pids(&cache).contains(&pid));
 
         child.kill().unwrap();
         child.wait().unwrap();
         let (sample, _) = counters_sample(&cache);
 
         assert!(sample.entry(pid).is_none());
-        assert!(!kept_pids(&cache).contains(&pid));
+        assert!(!open_stat_pids(&cache).contains(&pid));
     }
 
     #[test]
-    fn fixture_counters_samples_keep_no_files() {
+    fn fixture_counters_sample_leaves_none_open() {
         let roots = fixture::roots("small");
         let ctx = fixture::context(&roots);
         let cache = IdentityCache::default();
@@ -688,6 +700,6 @@ mod tests {
             &mut gaps,
             &cache,
         );
-        assert!(kept_pids(&cache).is_empty());
+        assert!(open_stat_pids(&cache).is_empty());
     }
 }
